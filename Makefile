@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# kvmq: out-of-tree build of the module, its selftests and the test host.
+#
+#   make               build kvmq/kvmq.ko against Debian's 6.12 headers
+#   make check         build everything, boot the test host, run the selftests
+#   make demo          boot the test host and run the demo guest
+#   make style         checkpatch.pl --strict on the module and UAPI sources
+#   make install       install the module for $(KVER) (modules_install)
+#   make deps          fetch headers, kernel image, sources, QEMU (apt)
+#
+# KVER and KDIR select another kernel: make KDIR=/path/to/kernel/build
+
+SHELL := /bin/bash
+ENV := . $(CURDIR)/scripts/kvmq-env.sh
+KVER ?= $(shell $(ENV) && echo $$KVER)
+KDIR ?= /usr/src/linux-headers-$(KVER)
+KSRC ?= $(shell $(ENV) && echo $$KSRC)
+KVMQ_WERROR ?= $(if $(CI),y)
+export KVER KDIR KSRC
+
+SELFTESTS := tools/testing/selftests/kvmq
+KERNEL_SOURCES := $(wildcard kvmq/*.c kvmq/*.h) include/uapi/linux/kvmq.h
+
+all: modules
+
+deps:
+	scripts/deps.sh
+
+# Fetch the headers on first use unless KDIR names an existing tree.
+$(KDIR)/Makefile:
+	scripts/deps.sh
+
+modules: $(KDIR)/Makefile
+	$(MAKE) -C $(KDIR) M=$(CURDIR) KVMQ_WERROR=$(KVMQ_WERROR) modules
+
+install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+selftests: deps
+	$(MAKE) -C $(SELFTESTS) KSRC=$(KSRC) KVMQ_WERROR=$(KVMQ_WERROR)
+
+style: deps
+	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
+		--ignore FILE_PATH_CHANGES -f $(KERNEL_SOURCES)
+
+check: modules selftests
+	scripts/run-tests.sh
+
+demo: modules selftests
+	scripts/demo.sh
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(SELFTESTS) clean
+
+.PHONY: all deps modules install selftests style check demo clean

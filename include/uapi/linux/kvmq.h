@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * kvmq: hypervisor-managed queues between KVM virtual machines.
+ *
+ * Two interfaces are defined here:
+ *
+ * - ioctls issued by the VMM on /dev/kvmq and on the per-VM kvmq file
+ *   descriptor returned by KVMQ_ATTACH_VM;
+ * - hypercalls issued by guests of an attached VM.
+ *
+ * ioctl conventions: every argument structure starts with ``__u32 size`` and
+ * ``__u32 flags``.  ``size`` is sizeof() the structure as userspace knows it;
+ * the kernel accepts any size from the first version of the structure up to
+ * a page, treating bytes it does not know as reserved.  Reserved fields and
+ * unknown trailing bytes must be zero, unknown flags are rejected.  Output
+ * fields are written back up to the smaller of the two sizes.
+ *
+ * Errors shared by all ioctls:
+ *
+ *  =========== ============================================================
+ *  EFAULT      the argument pointer is not readable/writable
+ *  EINVAL      ``size`` is smaller than the first version of the structure,
+ *              or a reserved field is not zero
+ *  E2BIG       ``size`` is larger than the kernel's structure and the extra
+ *              bytes are not zero, or ``size`` is larger than a page
+ *  EOPNOTSUPP  ``flags`` contains a bit the kernel does not know
+ *  ENOTTY      the ioctl number is not a kvmq ioctl for this file
+ *  =========== ============================================================
+ *
+ * Errors specific to one ioctl are listed next to it, and in
+ * Documentation/api.rst.
+ */
+#ifndef _UAPI_LINUX_KVMQ_H
+#define _UAPI_LINUX_KVMQ_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+/* Version of the ABI described by this header (ioctls and hypercalls). */
+#define KVMQ_ABI_VERSION	1
+
+#define KVMQ_TYPE		0xAF
+
+/* Feature bits reported by KVMQ_GET_INFO and KVMQ_HC_FEATURES. */
+#define KVMQ_FEATURE_IDENTITY	(1ULL << 0)	/* KVMQ_HC_SELF_ID, identities */
+#define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY)
+
+/**
+ * struct kvmq_info - ioctl(KVMQ_GET_INFO)
+ * @size: sizeof(struct kvmq_info)
+ * @flags: must be 0
+ * @abi_version: output, KVMQ_ABI_VERSION of the running module
+ * @hc_base: output, the first hypercall number kvmq handles (KVMQ_HC_BASE)
+ * @features: output, KVMQ_FEATURE_* bits the module implements
+ * @hc_count: output, number of hypercall numbers kvmq reserves from @hc_base
+ * @__reserved: must be 0
+ *
+ * Issued on /dev/kvmq.  Reports what the loaded module implements, so a VMM
+ * discovers capabilities without relying on kernel or module versions.
+ */
+struct kvmq_info {
+	__u32 size;
+	__u32 flags;
+	__u32 abi_version;
+	__u32 hc_base;
+	__aligned_u64 features;
+	__u32 hc_count;
+	__u32 __reserved;
+};
+
+#define KVMQ_GET_INFO		_IO(KVMQ_TYPE, 0x00)
+
+/**
+ * struct kvmq_attach_vm - ioctl(KVMQ_ATTACH_VM)
+ * @size: sizeof(struct kvmq_attach_vm)
+ * @flags: must be 0
+ * @vm_fd: a KVM VM file descriptor (from KVM_CREATE_VM) of the caller
+ * @__reserved: must be 0
+ *
+ * Issued on /dev/kvmq.  Attaches the VM to kvmq and returns a new file
+ * descriptor (O_RDWR | O_CLOEXEC) for it: the per-VM kvmq file.  kvmq
+ * hypercalls of the VM are handled while that file is open; closing the
+ * last reference detaches the VM.  The per-VM file holds a reference on the
+ * VM, so the VM lives at least as long as it.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  EBADF   @vm_fd is not an open file descriptor
+ *  EINVAL  @vm_fd is not a KVM VM file descriptor
+ *  EPERM   the VM belongs to another process (another mm)
+ *  EEXIST  the VM is already attached
+ *  ENOMEM  out of memory
+ *  EMFILE  no free file descriptor
+ *  ======= ================================================================
+ */
+struct kvmq_attach_vm {
+	__u32 size;
+	__u32 flags;
+	__s32 vm_fd;
+	__u32 __reserved;
+};
+
+#define KVMQ_ATTACH_VM		_IO(KVMQ_TYPE, 0x01)
+
+/**
+ * struct kvmq_vm_identity - ioctl(KVMQ_VM_SET_IDENTITY/KVMQ_VM_GET_IDENTITY)
+ * @size: sizeof(struct kvmq_vm_identity)
+ * @flags: must be 0
+ * @id: the VM's identity; input of SET, output of GET.  Identities are
+ *	non-zero and unique among attached VMs on the host; 0 means "none".
+ * @__reserved: must be 0
+ *
+ * Issued on the per-VM kvmq file.  SET assigns the identity under which the
+ * VM is known to its peers and which KVMQ_HC_SELF_ID returns to its guest.
+ * The identity is fixed for the lifetime of the attachment.  GET returns it
+ * (0 if none was assigned).
+ *
+ * Errors of SET:
+ *
+ *  ======= ================================================================
+ *  EINVAL  @id is 0
+ *  EBUSY   the VM already has an identity
+ *  EEXIST  another attached VM has the identity @id
+ *  ======= ================================================================
+ */
+struct kvmq_vm_identity {
+	__u32 size;
+	__u32 flags;
+	__u32 id;
+	__u32 __reserved;
+};
+
+#define KVMQ_VM_SET_IDENTITY	_IO(KVMQ_TYPE, 0x10)
+#define KVMQ_VM_GET_IDENTITY	_IO(KVMQ_TYPE, 0x11)
+
+/*
+ * Hypercalls.
+ *
+ * A guest of an attached VM issues a kvmq hypercall with the instruction KVM
+ * uses for its own hypercalls (VMCALL on Intel, VMMCALL on AMD; KVM patches
+ * the wrong one) and KVM's register convention:
+ *
+ *   RAX = hypercall number, RBX, RCX, RDX, RSI = arguments 0..3,
+ *   result in RAX.
+ *
+ * In 32-bit guest mode the number, arguments and result are truncated to 32
+ * bits, as for KVM's hypercalls.  A result in [-4095, -1] is a negated Linux
+ * errno value; -1000 (-KVM_ENOSYS) means "no such hypercall".  Other
+ * registers are preserved.  The hypercall is handled in the host kernel: it
+ * causes no exit to the VMM.
+ *
+ * Numbers from KVMQ_HC_BASE to KVMQ_HC_BASE + KVMQ_HC_COUNT - 1 belong to
+ * kvmq.  In a VM that is not attached they behave as without kvmq (KVM
+ * returns -KVM_ENOSYS).  Issued from guest CPL > 0 they return -KVM_EPERM
+ * (-EPERM), as KVM's hypercalls do.
+ */
+#define KVMQ_HC_BASE		0x4b510000UL
+#define KVMQ_HC_COUNT		0x100
+
+/* Returns KVMQ_ABI_VERSION. */
+#define KVMQ_HC_VERSION		(KVMQ_HC_BASE + 0)
+/* Returns the KVMQ_FEATURE_* bits available to this VM. */
+#define KVMQ_HC_FEATURES	(KVMQ_HC_BASE + 1)
+/*
+ * Returns the identity the VMM assigned with KVMQ_VM_SET_IDENTITY, or
+ * -ENOENT if it has not assigned one yet.
+ */
+#define KVMQ_HC_SELF_ID		(KVMQ_HC_BASE + 2)
+
+#endif /* _UAPI_LINUX_KVMQ_H */

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/kvmq: the VMM-facing misc device, and the extensible-ioctl helper
+ * shared by all kvmq files.
+ */
+#include <linux/build_bug.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/stddef.h>
+#include <linux/uaccess.h>
+#include <uapi/linux/kvmq.h>
+
+#include "kvmq.h"
+
+/* Large enough for any kvmq ioctl argument. */
+union kvmq_ioctl_buf {
+	struct kvmq_info info;
+	struct kvmq_attach_vm attach;
+	struct kvmq_vm_identity identity;
+};
+
+/* Every argument structure starts with the same two fields. */
+struct kvmq_ioctl_head {
+	__u32 size;
+	__u32 flags;
+};
+
+long kvmq_ioctl_dispatch(const struct kvmq_ioctl_op *ops, size_t nr_ops,
+			 void *priv, unsigned int cmd, unsigned long uarg)
+{
+	void __user *up = (void __user *)uarg;
+	const struct kvmq_ioctl_op *op;
+	union kvmq_ioctl_buf buf;
+	struct kvmq_ioctl_head *head = (void *)&buf;
+	u32 usize;
+	long ret;
+
+	for (op = ops; op < ops + nr_ops; op++)
+		if (op->cmd == cmd)
+			break;
+	if (op == ops + nr_ops)
+		return -ENOTTY;
+
+	if (get_user(usize, (u32 __user *)up))
+		return -EFAULT;
+	if (usize < op->min_size)
+		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
+
+	ret = copy_struct_from_user(&buf, op->size, up, usize);
+	if (ret)
+		return ret;
+	if (head->flags & ~op->flags)
+		return -EOPNOTSUPP;
+
+	ret = op->fn(priv, &buf);
+	if (ret < 0 || !op->copy_out)
+		return ret;
+
+	if (copy_to_user(up, &buf, min_t(u32, usize, op->size)))
+		return -EFAULT;
+	return ret;
+}
+
+static long kvmq_get_info(void *priv, void *arg)
+{
+	struct kvmq_info *info = arg;
+
+	if (info->__reserved)
+		return -EINVAL;
+
+	info->abi_version = KVMQ_ABI_VERSION;
+	info->hc_base = KVMQ_HC_BASE;
+	info->hc_count = KVMQ_HC_COUNT;
+	info->features = KVMQ_FEATURES_ALL;
+	return 0;
+}
+
+static long kvmq_ioctl_attach_vm(void *priv, void *arg)
+{
+	struct kvmq_attach_vm *attach = arg;
+
+	if (attach->__reserved)
+		return -EINVAL;
+
+	return kvmq_vm_attach(attach->vm_fd);
+}
+
+#define KVMQ_IOCTL_OP(_cmd, _fn, _struct, _last, _copy_out)		\
+	{								\
+		.cmd = _cmd,						\
+		.min_size = offsetofend(_struct, _last),		\
+		.size = sizeof(_struct),				\
+		.flags = 0,						\
+		.copy_out = _copy_out,					\
+		.fn = _fn,						\
+	}
+
+static const struct kvmq_ioctl_op kvmq_dev_ioctls[] = {
+	KVMQ_IOCTL_OP(KVMQ_GET_INFO, kvmq_get_info, struct kvmq_info,
+		      __reserved, true),
+	KVMQ_IOCTL_OP(KVMQ_ATTACH_VM, kvmq_ioctl_attach_vm,
+		      struct kvmq_attach_vm, __reserved, false),
+};
+
+static long kvmq_dev_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	return kvmq_ioctl_dispatch(kvmq_dev_ioctls,
+				   ARRAY_SIZE(kvmq_dev_ioctls), NULL, cmd, arg);
+}
+
+static const struct file_operations kvmq_dev_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = kvmq_dev_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice kvmq_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "kvmq",
+	.fops = &kvmq_dev_fops,
+};
+
+/* The UAPI layout, proven at build time: no implicit padding anywhere. */
+static void __init kvmq_build_check_abi(void)
+{
+	BUILD_BUG_ON(sizeof(struct kvmq_ioctl_head) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, abi_version) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, hc_base) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, features) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, hc_count) != 24);
+	BUILD_BUG_ON(offsetof(struct kvmq_info, __reserved) != 28);
+	BUILD_BUG_ON(sizeof(struct kvmq_info) != 32);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_attach_vm, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_attach_vm, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_attach_vm, vm_fd) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_attach_vm, __reserved) != 12);
+	BUILD_BUG_ON(sizeof(struct kvmq_attach_vm) != 16);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, id) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, __reserved) != 12);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_identity) != 16);
+
+	BUILD_BUG_ON(sizeof(union kvmq_ioctl_buf) > 256);
+}
+
+int __init kvmq_dev_init(void)
+{
+	kvmq_build_check_abi();
+	return misc_register(&kvmq_misc);
+}
+
+void kvmq_dev_exit(void)
+{
+	misc_deregister(&kvmq_misc);
+}

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Attached VMs: the per-VM kvmq file, identities, and lookup from a vCPU.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/hashtable.h>
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+#include <uapi/linux/kvmq.h>
+
+#include "kvmq.h"
+
+/*
+ * kvmq_lock protects: the writers of kvmq_vms, kvmq_ids, and the assignment
+ * of kvmq_vm::id.  It is a leaf lock: no other lock is taken under it, and
+ * kvm_put_kvm() is never called with it held.
+ */
+static DEFINE_MUTEX(kvmq_lock);
+
+/* Attached VMs keyed by struct kvm *; RCU readers, writers hold kvmq_lock. */
+static DEFINE_HASHTABLE(kvmq_vms, 6);
+
+/* Identity -> struct kvmq_vm *; modified under kvmq_lock. */
+static DEFINE_XARRAY(kvmq_ids);
+
+/* Caller holds rcu_read_lock() or kvmq_lock. */
+static struct kvmq_vm *kvmq_vm_find(struct kvm *kvm)
+{
+	struct kvmq_vm *vm;
+
+	hash_for_each_possible_rcu(kvmq_vms, vm, hnode, (unsigned long)kvm,
+				   lockdep_is_held(&kvmq_lock))
+		if (vm->kvm == kvm)
+			return vm;
+	return NULL;
+}
+
+/**
+ * kvmq_vm_is_attached - whether @kvm has an open per-VM kvmq file
+ * @kvm: a VM that is alive for the duration of the call
+ *
+ * Callable from any context, including the ftrace handler.
+ */
+bool kvmq_vm_is_attached(struct kvm *kvm)
+{
+	guard(rcu)();
+	return !!kvmq_vm_find(kvm);
+}
+
+/**
+ * kvmq_vm_get_by_kvm - take a reference on the kvmq state of @kvm
+ * @kvm: a VM that is alive for the duration of the call
+ *
+ * Return: the attached VM, or NULL if @kvm is not (or no longer) attached.
+ * Drop the reference with kvmq_vm_put().
+ */
+struct kvmq_vm *kvmq_vm_get_by_kvm(struct kvm *kvm)
+{
+	struct kvmq_vm *vm;
+
+	guard(rcu)();
+	vm = kvmq_vm_find(kvm);
+	if (vm && !kref_get_unless_zero(&vm->ref))
+		vm = NULL;
+	return vm;
+}
+
+/*
+ * The end of a struct kvmq_vm.  The per-VM file's release unpublished it
+ * (kvmq_vm_release()), so new hypercalls no longer find it; the last of the
+ * hypercalls still running drops the last reference and lands here, in
+ * process context with no kvmq lock held, which is what kvm_put_kvm() needs.
+ * RCU readers may still be looking at the object: free it after a grace
+ * period.
+ */
+static void kvmq_vm_free(struct kref *ref)
+{
+	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
+
+	kvm_put_kvm(vm->kvm);
+	kfree_rcu(vm, rcu);
+}
+
+void kvmq_vm_put(struct kvmq_vm *vm)
+{
+	kref_put(&vm->ref, kvmq_vm_free);
+}
+
+static int kvmq_vm_release(struct inode *inode, struct file *file)
+{
+	struct kvmq_vm *vm = file->private_data;
+
+	mutex_lock(&kvmq_lock);
+	hash_del_rcu(&vm->hnode);
+	if (vm->id)
+		xa_erase(&kvmq_ids, vm->id);
+	mutex_unlock(&kvmq_lock);
+
+	kvmq_vm_put(vm);
+	return 0;
+}
+
+static long kvmq_vm_set_identity(void *priv, void *arg)
+{
+	struct kvmq_vm_identity *ident = arg;
+	struct kvmq_vm *vm = priv;
+	int ret;
+
+	if (ident->__reserved || !ident->id)
+		return -EINVAL;
+
+	guard(mutex)(&kvmq_lock);
+	if (vm->id)
+		return -EBUSY;
+
+	ret = xa_insert(&kvmq_ids, ident->id, vm, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		return ret == -EBUSY ? -EEXIST : ret;
+
+	WRITE_ONCE(vm->id, ident->id);
+	return 0;
+}
+
+static long kvmq_vm_get_identity(void *priv, void *arg)
+{
+	struct kvmq_vm_identity *ident = arg;
+	struct kvmq_vm *vm = priv;
+
+	if (ident->__reserved)
+		return -EINVAL;
+
+	ident->id = READ_ONCE(vm->id);
+	return 0;
+}
+
+static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
+	{
+		.cmd = KVMQ_VM_SET_IDENTITY,
+		.min_size = offsetofend(struct kvmq_vm_identity, __reserved),
+		.size = sizeof(struct kvmq_vm_identity),
+		.fn = kvmq_vm_set_identity,
+	},
+	{
+		.cmd = KVMQ_VM_GET_IDENTITY,
+		.min_size = offsetofend(struct kvmq_vm_identity, __reserved),
+		.size = sizeof(struct kvmq_vm_identity),
+		.copy_out = true,
+		.fn = kvmq_vm_get_identity,
+	},
+};
+
+static long kvmq_vm_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct kvmq_vm *vm = file->private_data;
+
+	/* Like KVM's own files: only the VM's process may drive it. */
+	if (vm->kvm->mm != current->mm)
+		return -EIO;
+
+	return kvmq_ioctl_dispatch(kvmq_vm_ioctls, ARRAY_SIZE(kvmq_vm_ioctls),
+				   vm, cmd, arg);
+}
+
+static const struct file_operations kvmq_vm_fops = {
+	.owner = THIS_MODULE,
+	.release = kvmq_vm_release,
+	.unlocked_ioctl = kvmq_vm_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+/**
+ * kvmq_vm_attach - attach a KVM VM and create its per-VM kvmq file
+ * @vm_fd: a KVM VM file descriptor of the calling process
+ *
+ * Return: the new file descriptor, or a negative errno.
+ */
+int kvmq_vm_attach(int vm_fd)
+{
+	struct kvmq_vm *vm;
+	struct file *file;
+	struct kvm *kvm;
+	int fd, ret;
+
+	CLASS(fd, f)(vm_fd);
+	if (fd_empty(f))
+		return -EBADF;
+	if (!file_is_kvm(fd_file(f)))
+		return -EINVAL;
+
+	kvm = fd_file(f)->private_data;
+	if (kvm->mm != current->mm)
+		return -EPERM;
+
+	vm = kzalloc(sizeof(*vm), GFP_KERNEL_ACCOUNT);
+	if (!vm)
+		return -ENOMEM;
+	kref_init(&vm->ref);
+	vm->kvm = kvm;
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto err_free;
+	}
+
+	mutex_lock(&kvmq_lock);
+	if (kvmq_vm_find(kvm)) {
+		ret = -EEXIST;
+		goto err_unlock;
+	}
+
+	file = anon_inode_create_getfile("[kvmq-vm]", &kvmq_vm_fops, vm,
+					 O_RDWR, NULL);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err_unlock;
+	}
+
+	/* The VM fd is held (f), so the VM is alive to take a reference. */
+	kvm_get_kvm(kvm);
+	hash_add_rcu(kvmq_vms, &vm->hnode, (unsigned long)kvm);
+	mutex_unlock(&kvmq_lock);
+
+	fd_install(fd, file);
+	return fd;
+
+err_unlock:
+	mutex_unlock(&kvmq_lock);
+	put_unused_fd(fd);
+err_free:
+	kfree(vm);
+	return ret;
+}

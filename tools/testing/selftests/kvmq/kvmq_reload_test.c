@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Module lifetime: rmmod is refused while a VM is attached, and unloading
+ * and reloading kvmq with VMs created and destroyed in between leaves
+ * nothing behind.  Needs KVMQ_KO, the path of kvmq.ko, and root.  Leaves
+ * the module loaded, as it found it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kvmq_util.h"
+#include "kselftest_harness.h"
+
+#define NR_RELOADS	5
+
+static int load_kvmq(void)
+{
+	const char *ko = getenv("KVMQ_KO");
+	int fd, ret;
+
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int unload_kvmq(void)
+{
+	return syscall(SYS_delete_module, "kvmq", O_NONBLOCK) ? -errno : 0;
+}
+
+static bool kvmq_loaded(void)
+{
+	return !access("/sys/module/kvmq", F_OK);
+}
+
+static void guest_code(uint64_t attached)
+{
+	uint64_t expect = attached ? KVMQ_ABI_VERSION : -KVM_ENOSYS;
+
+	GUEST_ASSERT_EQ(kvm_hypercall(KVMQ_HC_VERSION, 0, 0, 0, 0), expect);
+	GUEST_DONE();
+}
+
+/* Run a guest that checks what KVMQ_HC_VERSION returns. */
+static void run_guest(struct kvm_vm *vm, struct kvm_vcpu *vcpu,
+		      bool attached)
+{
+	struct ucall uc;
+
+	vcpu_arch_set_entry_point(vcpu, guest_code);
+	vcpu_args_set(vcpu, 1, attached);
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == UCALL_DONE, "unexpected ucall %lu", uc.cmd);
+}
+
+FIXTURE(reload) {
+	bool was_loaded;
+};
+
+FIXTURE_SETUP(reload)
+{
+	if (!getenv("KVMQ_KO"))
+		SKIP(return, "KVMQ_KO (path of kvmq.ko) not set");
+	if (geteuid())
+		SKIP(return, "needs root");
+	self->was_loaded = kvmq_loaded();
+	if (!self->was_loaded)
+		ASSERT_EQ(0, load_kvmq());
+}
+
+FIXTURE_TEARDOWN(reload)
+{
+	if (self->was_loaded && !kvmq_loaded())
+		EXPECT_EQ(0, load_kvmq());
+	if (!self->was_loaded && kvmq_loaded())
+		EXPECT_EQ(0, unload_kvmq());
+}
+
+/* Open /dev/kvmq and attached VMs pin the module. */
+TEST_F(reload, refused_while_attached)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int dev, vmq;
+
+	vm = vm_create_with_one_vcpu(&vcpu, NULL);
+	dev = kvmq_open_dev();
+	EXPECT_EQ(-EWOULDBLOCK, unload_kvmq());
+
+	vmq = kvmq_attach(dev, vm);
+	close(dev);
+	EXPECT_EQ(-EWOULDBLOCK, unload_kvmq());
+	ASSERT_TRUE(kvmq_loaded());
+	run_guest(vm, vcpu, true);
+
+	close(vmq);
+	EXPECT_EQ(0, unload_kvmq());
+	EXPECT_FALSE(kvmq_loaded());
+	EXPECT_NE(0, access(KVMQ_DEV_PATH, F_OK));
+
+	/* The VM outlives kvmq and its hypercalls are KVM's again. */
+	run_guest(vm, vcpu, false);
+	kvm_vm_free(vm);
+	ASSERT_EQ(0, load_kvmq());
+}
+
+TEST_F(reload, loop)
+{
+	struct kvm_vcpu *vcpu[2];
+	struct kvm_vm *vm[2];
+	int i, j, dev, vmq[2];
+
+	for (i = 0; i < NR_RELOADS; i++) {
+		if (!kvmq_loaded())
+			ASSERT_EQ(0, load_kvmq());
+
+		/* VMs created before the attach, some destroyed after. */
+		for (j = 0; j < 2; j++)
+			vm[j] = vm_create_with_one_vcpu(&vcpu[j], NULL);
+		dev = kvmq_open_dev();
+		for (j = 0; j < 2; j++) {
+			vmq[j] = kvmq_attach(dev, vm[j]);
+			kvmq_set_identity(vmq[j], j + 1);
+			run_guest(vm[j], vcpu[j], true);
+		}
+		close(dev);
+
+		/* VM 0: VM fd first, then the kvmq file. */
+		kvm_vm_free(vm[0]);
+		close(vmq[0]);
+		/* VM 1: detached, still running, destroyed after unload. */
+		close(vmq[1]);
+		run_guest(vm[1], vcpu[1], false);
+
+		ASSERT_EQ(0, unload_kvmq());
+		ASSERT_FALSE(kvmq_loaded());
+		run_guest(vm[1], vcpu[1], false);
+		kvm_vm_free(vm[1]);
+	}
+	ASSERT_EQ(0, load_kvmq());
+	EXPECT_EQ(-EEXIST, load_kvmq());
+}
+
+TEST_HARNESS_MAIN

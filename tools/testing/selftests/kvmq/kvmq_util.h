@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the kvmq selftests.
+ *
+ * As in the KVM selftest library, __kvmq_foo() returns the raw ioctl result
+ * (for negative tests) and kvmq_foo() asserts success.
+ */
+#ifndef SELFTEST_KVMQ_UTIL_H
+#define SELFTEST_KVMQ_UTIL_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <linux/kvmq.h>
+
+#include "kvm_util.h"
+
+#define KVMQ_DEV_PATH "/dev/kvmq"
+
+/* Open /dev/kvmq, or skip the test if the module is not loaded. */
+int kvmq_open_dev(void);
+
+int __kvmq_attach(int dev_fd, int vm_fd);
+int kvmq_attach(int dev_fd, struct kvm_vm *vm);
+
+int __kvmq_set_identity(int vmq_fd, uint32_t id);
+void kvmq_set_identity(int vmq_fd, uint32_t id);
+uint32_t kvmq_get_identity(int vmq_fd);
+
+/* Read one statistic of a vCPU from KVM's binary stats interface. */
+uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);
+
+#endif /* SELFTEST_KVMQ_UTIL_H */
