@@ -33,7 +33,9 @@ static unsigned long kvmq_hc_self_id(struct kvmq_vm *vm)
 {
 	u32 id = READ_ONCE(vm->id);
 
-	return id ? id : -ENOENT;
+	if (!id)
+		return -ENOENT;
+	return id;
 }
 
 static unsigned long kvmq_hypercall(struct kvmq_vm *vm, unsigned long nr,
