@@ -20,7 +20,8 @@ KVMQ_WERROR ?= $(if $(CI),y)
 export KVER KDIR KSRC
 
 SELFTESTS := tools/testing/selftests/kvmq
-KERNEL_SOURCES := $(wildcard kvmq/*.c kvmq/*.h) include/uapi/linux/kvmq.h
+KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h)) \
+		  include/uapi/linux/kvmq.h
 
 all: modules
 
