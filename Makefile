@@ -12,11 +12,24 @@
 # KVER and KDIR select another kernel: make KDIR=/path/to/kernel/build
 
 SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+deps:
+	scripts/deps.sh
+
 ENV := . $(CURDIR)/scripts/kvmq-env.sh
-KVER ?= $(shell $(ENV) && echo $$KVER)
+KVER ?= $(shell $(ENV) 2>/dev/null && echo $$KVER)
+KVMQ_WERROR ?= $(if $(CI),y)
+
+ifeq ($(KVER)$(KDIR),)
+# A bare machine: apt has no package lists to resolve KVER from yet.
+all modules install selftests style check demo clean:
+	scripts/deps.sh
+	$(MAKE) $@
+else
+
 KDIR ?= /usr/src/linux-headers-$(KVER)
 KSRC ?= $(shell $(ENV) && echo $$KSRC)
-KVMQ_WERROR ?= $(if $(CI),y)
 export KVER KDIR KSRC
 
 SELFTESTS := tools/testing/selftests/kvmq
@@ -24,9 +37,6 @@ KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h)) \
 		  include/uapi/linux/kvmq.h
 
 all: modules
-
-deps:
-	scripts/deps.sh
 
 # Fetch the headers on first use unless KDIR names an existing tree.
 $(KDIR)/Makefile:
@@ -54,5 +64,7 @@ demo: modules selftests
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(SELFTESTS) clean
+
+endif
 
 .PHONY: all deps modules install selftests style check demo clean

@@ -1,0 +1,16 @@
+#!/bin/bash
+# demo.sh - `make demo`: boot the test host and run the kvmq demo VMM in it
+# (three VMs, "read", "decode" and "play", attached to kvmq and named; each
+# guest learns its identity through kvmq hypercalls).
+# Usage: scripts/demo.sh   (after `make modules selftests`; make demo does both)
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+top=$(dirname "$here")
+# shellcheck source-path=SCRIPTDIR source=kvmq-env.sh
+. "$here/kvmq-env.sh"
+"$here/deps.sh"
+
+echo "demo: booting the KVM test host (QEMU/TCG, about 10 s)"
+KVMQ_APPEND="quiet ${KVMQ_APPEND:-}" exec "$here/testvm.sh" --npt 1 \
+	--out "$KVMQ_CACHE/demo" -- "$here/guest-demo.sh" \
+	"$top/kvmq/kvmq.ko" "$top/tools/testing/selftests/kvmq/kvmq_demo"
