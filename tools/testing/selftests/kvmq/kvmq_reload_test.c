@@ -6,6 +6,7 @@
  * the module loaded, as it found it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,23 @@ static bool kvmq_loaded(void)
 	return !access("/sys/module/kvmq", F_OK);
 }
 
+#define ENABLED_FUNCTIONS "/sys/kernel/tracing/enabled_functions"
+
+/* Whether ftrace has a callback on KVM's hypercall emulation. */
+static bool hook_installed(void)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(ENABLED_FUNCTIONS, "r");
+
+	TEST_ASSERT(f, "cannot read " ENABLED_FUNCTIONS);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "__kvm_emulate_hypercall ", 24))
+			found = true;
+	fclose(f);
+	return found;
+}
+
 static void guest_code(uint64_t attached)
 {
 	uint64_t expect = attached ? KVMQ_ABI_VERSION : -KVM_ENOSYS;
@@ -78,6 +96,8 @@ FIXTURE_SETUP(reload)
 		SKIP(return, "KVMQ_KO (path of kvmq.ko) not set");
 	if (geteuid())
 		SKIP(return, "needs root");
+	if (access(ENABLED_FUNCTIONS, R_OK))
+		SKIP(return, "needs tracefs at /sys/kernel/tracing");
 	self->was_loaded = kvmq_loaded();
 	if (!self->was_loaded)
 		ASSERT_EQ(0, load_kvmq());
@@ -147,8 +167,12 @@ TEST_F(reload, loop)
 		close(vmq[1]);
 		run_guest(vm[1], vcpu[1], false);
 
+		ASSERT_TRUE(hook_installed());
 		ASSERT_EQ(0, unload_kvmq());
 		ASSERT_FALSE(kvmq_loaded());
+		/* Nothing left behind: no ftrace hook, KVM's hypercalls. */
+		ASSERT_FALSE(hook_installed());
+		EXPECT_NE(0, access(KVMQ_DEV_PATH, F_OK));
 		run_guest(vm[1], vcpu[1], false);
 		kvm_vm_free(vm[1]);
 	}
