@@ -1,0 +1,105 @@
+#!/bin/bash
+# guest-run.sh - kvmq test runner inside the test host VM (see testvm.sh).
+# Usage: guest-run.sh KO_PATH TESTDIR [TEST...]
+# Loads KO_PATH, runs TEST... (default: every executable TESTDIR/*_test) from
+# TESTDIR with a per-test timeout, echoes their TAP and counts top-level TAP
+# results: "ok" = pass, "ok ... # SKIP" = skip, "not ok" (also # TODO) or
+# "Bail out!" = fail.  A test also fails once if it exits non-zero (4 =
+# KSFT_SKIP = skipped) without a "not ok" line, crashes, times out, reports
+# fewer results than its plan, reports nothing, or leaves BUG/WARNING/Oops/
+# KFENCE lines in the kernel log.  Finally rmmods the module and prints
+#   kvmq-lane: N passed, N failed, N skipped
+# Exit status 0 iff nothing failed.
+# Environment: KVMQ_KO=KO_PATH is exported to the tests;
+#   KVMQ_TEST_TIMEOUT  seconds per test (default 600)
+#   KVMQ_NO_MODULE=1   do not insmod/rmmod (e.g. tests against stock KVM, or
+#                      trying the runner before kvmq.ko exists)
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: guest-run.sh KO_PATH TESTDIR [TEST...]" >&2; exit 2; }
+ko=$1 dir=$2
+shift 2
+export KVMQ_KO=$ko
+mod=$(basename "$ko" .ko)
+mod=${mod//-/_}
+tmo=${KVMQ_TEST_TIMEOUT:-600}
+pass=0 fail=0 skip=0
+bad='BUG:|WARNING:|Oops|KFENCE:|general protection fault|Call Trace'
+
+lane() {
+	echo "kvmq-lane: $pass passed, $fail failed, $skip skipped"
+	[ "$fail" = 0 ] && exit 0
+	exit 1
+}
+failed() { echo "guest-run: FAIL: $*"; fail=$((fail + 1)); }
+
+# Kernel log lines after the marker $1 (written to /dev/kmsg) that look bad.
+mark() { echo "<6>kvmq-guest-run: $1" >/dev/kmsg; }  # KERN_INFO: not on console
+log_since() { dmesg | sed -n "/kvmq-guest-run: $1\$/,\$p" | grep -E "$bad" || true; }
+
+if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
+	if [ ! -f "$ko" ]; then
+		failed "module $ko does not exist (build it, or set KVMQ_NO_MODULE=1)"
+		lane
+	fi
+	mark "insmod $mod"
+	if ! insmod "$ko"; then
+		failed "insmod $ko failed"
+		lane
+	fi
+	hits=$(log_since "insmod $mod")
+	[ -z "$hits" ] || { failed "kernel log after insmod:"; echo "$hits"; }
+fi
+
+if [ $# = 0 ]; then
+	for f in "$dir"/*_test; do [ -x "$f" ] && set -- "$@" "${f##*/}"; done
+	[ $# = 0 ] && failed "no *_test executables in $dir"
+fi
+
+cd "$dir"
+out=$(mktemp)
+for t in "$@"; do
+	echo "guest-run: === $t"
+	if [ ! -x "$t" ]; then failed "$t: no such executable in $dir"; continue; fi
+	mark "start $t"
+	start=$(date +%s)
+	set +e
+	timeout -k 10 "$tmo" "./$t" </dev/null 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	set -e
+	# p f s: results; plan: 1..N (-1 if none); plan0skip: "1..0 # SKIP".
+	read -r p f s plan plan0skip < <(awk '
+		BEGIN { p = f = s = 0; plan = -1; z = 0 }
+		/^ok [0-9]+/ { if (toupper($0) ~ /# *SKIP/) s++; else p++; next }
+		/^not ok [0-9]+/ || /^Bail out!/ { f++; next }
+		/^1\.\.[0-9]+/ { split($1, a, "\\.\\."); plan = a[2]
+			if (plan == 0 && toupper($0) ~ /# *SKIP/) z = 1 }
+		END { print p, f, s, plan, z }' "$out")
+	pass=$((pass + p)) skip=$((skip + s))
+	[ "$f" -gt 0 ] && failed "$t: $f TAP failure(s)"
+	fail=$((fail + (f > 0 ? f - 1 : 0)))
+	n=$((p + f + s))
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		failed "$t: timed out after $tmo s"
+	elif [ "$rc" = 4 ] && [ "$f" = 0 ]; then
+		[ "$n" = 0 ] && skip=$((skip + 1))
+	elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		failed "$t: exit status $rc without a 'not ok' line"
+	elif [ "$n" = 0 ] && [ "$plan0skip" = 0 ]; then
+		failed "$t: printed no TAP result"
+	elif [ "$plan" -gt "$n" ]; then
+		failed "$t: planned $plan results, got $n"
+	fi
+	[ "$plan0skip" = 1 ] && [ "$n" = 0 ] && [ "$rc" != 4 ] && skip=$((skip + 1))
+	hits=$(log_since "start $t")
+	[ -z "$hits" ] || { failed "$t: kernel log:"; echo "$hits"; }
+	echo "guest-run: $t: exit $rc, $(($(date +%s) - start)) s"
+done
+rm -f "$out"
+
+if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
+	mark "rmmod $mod"
+	rmmod "$mod" || failed "rmmod $mod failed"
+	hits=$(log_since "rmmod $mod")
+	[ -z "$hits" ] || { failed "kernel log after rmmod:"; echo "$hits"; }
+fi
+lane

@@ -1,0 +1,43 @@
+#!/bin/bash
+# run-tests.sh - `make check`: run the kvmq selftests in the test host VM,
+# once per lane (kvm_amd npt=1: nested paging; npt=0: shadow paging).
+# Usage: scripts/run-tests.sh [TEST...]     (default: all *_test)
+# Environment: KVMQ_LANES (default "1 0"), KVMQ_RESULTS (default
+# $KVMQ_CACHE/results; per lane npt$N/ gets console.log, dmesg.txt, ...),
+# KVMQ_VM_TIMEOUT (seconds per lane, default 3600), KVMQ_MODULE (default
+# kvmq/kvmq.ko), KVMQ_TESTDIR (default tools/testing/selftests/kvmq); KVMQ_*
+# (KVMQ_TEST_TIMEOUT, KVMQ_NO_MODULE, ...) reach guest-run.sh in the VM.
+# Last line of output: "N passed, N failed, N skipped"; non-zero exit on failure.
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+top=$(dirname "$here")
+# shellcheck source-path=SCRIPTDIR source=kvmq-env.sh
+. "$here/kvmq-env.sh"
+"$here/deps.sh"
+
+results=${KVMQ_RESULTS:-$KVMQ_CACHE/results}
+ko=${KVMQ_MODULE:-$top/kvmq/kvmq.ko}
+testdir=${KVMQ_TESTDIR:-$top/tools/testing/selftests/kvmq}
+pass=0 fail=0 skip=0
+for npt in ${KVMQ_LANES:-1 0}; do
+	out=$results/npt$npt
+	echo "run-tests: lane npt=$npt (results in $out)"
+	start=$(date +%s)
+	rc=0 p='' f='' s=''
+	"$here/testvm.sh" --npt "$npt" --out "$out" --timeout "${KVMQ_VM_TIMEOUT:-3600}" -- \
+		"$here/guest-run.sh" "$ko" "$testdir" "$@" || rc=$?
+	read -r p f s < <(tr -d '\r' <"$out/console.log" 2>/dev/null |
+		sed -n 's/^kvmq-lane: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' |
+		tail -n1) || true
+	if [ -z "${s:-}" ]; then
+		echo "run-tests: lane npt=$npt printed no kvmq-lane line: 1 failure"
+		p=0 f=1 s=0
+	elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "run-tests: lane npt=$npt failed in the VM (see above): 1 failure"
+		f=1
+	fi
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	echo "run-tests: lane npt=$npt: $p passed, $f failed, $s skipped, $(($(date +%s) - start)) s wall"
+done
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]

@@ -1,0 +1,124 @@
+#!/bin/bash
+# testvm.sh - boot the kvmq test host (QEMU/TCG, AMD SVM+NPT, Debian $KVER)
+# and run one command in it.
+# Usage: scripts/testvm.sh [--npt 0|1] [--out DIR] [--timeout SEC] -- /abs/cmd [args...]
+#   --npt      kvm_amd npt= in the VM (default 1; 0 = shadow paging)
+#   --out      result dir (default: a new /tmp/kvmq-vm.*), writable in the VM at
+#              the same path and in $KVMQ_OUT; gets console.log, dmesg.txt,
+#              tainted, npt.  No spaces allowed (it goes on the kernel cmdline).
+#   --timeout  seconds before the VM is killed (default 1800)
+# The VM sees the build machine's root (read-only, overlaid with a RAM tmpfs),
+# so paths and binaries are the same; the command runs as root in the
+# caller's cwd.  Exit status: the command's, or 1 if the VM timed out,
+# panicked, logged a BUG/WARNING/Oops/KFENCE/..., or got a taint other than
+# O/E.  The caller's KVMQ_* variables are passed to the command; in the VM
+# KVMQ_OUT is the result dir and KVMQ_NPT the lane.
+# Environment: KVMQ_CPU (QEMU -cpu), KVMQ_MEM (-m, default 4G), KVMQ_APPEND
+# (extra kernel parameters), KVMQ_DMESG_ALLOW (regex of dmesg lines to ignore).
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+# shellcheck source-path=SCRIPTDIR source=kvmq-env.sh
+. "$here/kvmq-env.sh"
+
+npt=1 out='' tmo=1800
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--npt) npt=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--timeout) tmo=$2; shift 2 ;;
+	--) shift; break ;;
+	*) echo "testvm: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+if [ $# = 0 ] || [ "${1:0:1}" != / ]; then
+	echo "testvm: usage: testvm.sh [opts] -- /abs/cmd [args]" >&2
+	exit 2
+fi
+case "$npt" in 0 | 1) ;; *) echo "testvm: --npt 0|1" >&2; exit 2 ;; esac
+if [ -z "$out" ]; then out=$(mktemp -d /tmp/kvmq-vm.XXXXXX); else mkdir -p "$out"; fi
+out=$(readlink -f "$out")
+case "$out" in *[[:space:]]*) echo "testvm: --out must not contain spaces" >&2; exit 2 ;; esac
+rm -f "$out"/{console.log,dmesg.txt,tainted,npt}
+
+# Rebuild the initramfs when its sources changed.
+initrd=$KVMQ_CACHE/initramfs-$KVER.cpio.gz
+if [ ! -e "$initrd" ] || [ "$here/mkinitramfs.sh" -nt "$initrd" ] || [ "$here/vm-init.sh" -nt "$initrd" ]; then
+	"$here/mkinitramfs.sh" "$initrd"
+fi
+
+# The command line only carries a path; cwd, arguments and the caller's
+# KVMQ_* variables go in a wrapper (the VM starts the command with env -i).
+{
+	echo '#!/bin/bash'
+	for v in $(compgen -e); do
+		case "$v" in KVMQ_OUT | KVMQ_NPT) ;; KVMQ_*) printf 'export %s=%q\n' "$v" "${!v}" ;; esac
+	done
+	printf 'cd %q 2>/dev/null || cd /\nexec' "$PWD"
+	printf ' %q' "$@"
+	echo
+} >"$out/run.sh"
+chmod +x "$out/run.sh"
+
+# TCG, one thread: MTTCG raced kernel text patching in the guest (DESIGN.md).
+# EPYC-Rome gives an AMD CPU model with SVM and NPT for kvm_amd; QEMU warns
+# about the model's features TCG lacks (and drops them): filtered below.
+# No NIC: nothing needs a network, and it spares loading the iPXE ROM.
+cpu=${KVMQ_CPU:-EPYC-Rome,+svm,+npt}
+append="console=ttyS0 loglevel=5 log_buf_len=4M panic_on_warn=1 panic=-1 oops=panic"
+append+=" kvmq.npt=$npt kvmq.run=$out/run.sh kvmq.out=$out ${KVMQ_APPEND:-}"
+start=$(date +%s)
+set +e
+# --foreground: QEMU stays in our process group, so Ctrl-C reaches it.
+timeout --foreground -k 10 "$tmo" qemu-system-x86_64 -accel tcg,thread=single -cpu "$cpu" \
+	-m "${KVMQ_MEM:-4G}" -smp 2 -nographic -no-reboot -nic none \
+	-kernel "$IMGDIR/boot/vmlinuz-$KVER" -initrd "$initrd" -append "$append" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
+	-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
+	</dev/null 2>&1 | grep --line-buffered -v "TCG doesn't support requested feature" |
+	tee "$out/console.log"
+qrc=${PIPESTATUS[0]}
+set -e
+echo "testvm: VM ran $(($(date +%s) - start)) s (npt=$npt, out=$out)"
+
+# Verdict.
+fail() { echo "testvm: FAIL: $*"; bad=1; }
+bad=0
+rc=$(tr -d '\r' <"$out/console.log" | sed -n 's/^KVMQ-EXIT: \([0-9]*\)$/\1/p' | tail -n1)
+[ "$qrc" = 124 ] && fail "timed out after $tmo s"
+if [ -z "$rc" ]; then
+	fail "VM ended without a KVMQ-EXIT line (qemu status $qrc)"
+	rc=1
+fi
+npt_now=$(cat "$out/npt" 2>/dev/null ||
+	tr -d '\r' <"$out/console.log" | sed -n 's/^kvmq-init: .*kvm_amd npt=//p' | tail -n1)
+echo "testvm: kvm_amd npt in effect: ${npt_now:-unknown}"
+
+pat='BUG:|WARNING:|Oops|KFENCE:|general protection fault|Kernel panic|Call Trace'
+# Known boot noise: the cmdline echo, and SRSO's note that TCG's Zen 2 model
+# has no IBPB-extending microcode.
+allow='Command line:|Speculative Return Stack Overflow: WARNING: See'
+allow+=${KVMQ_DMESG_ALLOW:+|$KVMQ_DMESG_ALLOW}
+log=$out/dmesg.txt
+[ -s "$log" ] || log=$out/console.log
+if hits=$(tr -d '\r' <"$log" | grep -E "$pat" | grep -Ev "$allow"); then
+	fail "kernel log ($log) has:"
+	echo "$hits" | head -n 40
+fi
+
+# Taint: O (4096, out-of-tree) and E (8192, unsigned) are expected.
+if [ -s "$out/tainted" ]; then
+	t=$(cat "$out/tainted")
+	if [ $((t & ~(4096 | 8192))) != 0 ]; then
+		letters=PFSRMBUDAWCIOELKXTN s=''
+		for i in $(seq 0 18); do [ $((t >> i & 1)) = 1 ] && s+=${letters:i:1}; done
+		fail "kernel tainted $t ($s)"
+	fi
+elif [ -s "$out/dmesg.txt" ]; then
+	fail "no taint value in $out/tainted"
+fi
+
+if [ "$bad" = 1 ]; then
+	[ "$rc" = 0 ] && rc=1
+fi
+echo "testvm: exit status $rc"
+exit "$rc"
