@@ -281,11 +281,4 @@ TEST(guest_32bit)
 	close(dev);
 }
 
-int main(int argc, char **argv)
-{
-	if (access(KVMQ_DEV_PATH, F_OK)) {
-		ksft_print_header();
-		ksft_exit_skip(KVMQ_DEV_PATH " not found: is kvmq.ko loaded?\n");
-	}
-	return test_harness_run(argc, argv);
-}
+KVMQ_TEST_HARNESS_MAIN

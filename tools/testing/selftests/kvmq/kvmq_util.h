@@ -9,6 +9,7 @@
 #define SELFTEST_KVMQ_UTIL_H
 
 #include <stdint.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <linux/kvmq.h>
 
@@ -25,6 +26,22 @@ int kvmq_attach(int dev_fd, struct kvm_vm *vm);
 int __kvmq_set_identity(int vmq_fd, uint32_t id);
 void kvmq_set_identity(int vmq_fd, uint32_t id);
 uint32_t kvmq_get_identity(int vmq_fd);
+
+/*
+ * TEST_HARNESS_MAIN for tests that need kvmq loaded: without /dev/kvmq the
+ * whole binary is one skip ("1..0 # SKIP"), never a pass.  Include
+ * kselftest_harness.h first.
+ */
+#define KVMQ_TEST_HARNESS_MAIN						\
+	int main(int argc, char **argv)					\
+	{								\
+		if (access(KVMQ_DEV_PATH, F_OK)) {			\
+			ksft_print_header();				\
+			ksft_exit_skip(KVMQ_DEV_PATH			\
+				       " not found: is kvmq.ko loaded?\n"); \
+		}							\
+		return test_harness_run(argc, argv);			\
+	}
 
 /* Read one statistic of a vCPU from KVM's binary stats interface. */
 uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);
