@@ -130,9 +130,14 @@ static void notrace kvmq_ftrace_handler(unsigned long ip,
 					    (unsigned long)kvmq_emulate_hypercall);
 }
 
+/*
+ * PERMANENT: "sysctl kernel.ftrace_enabled=0" would silently turn kvmq
+ * hypercalls of attached VMs into -KVM_ENOSYS; with this flag the sysctl
+ * fails with EBUSY while kvmq is loaded, as it does for livepatch.
+ */
 static struct ftrace_ops kvmq_ftrace_ops = {
 	.func = kvmq_ftrace_handler,
-	.flags = FTRACE_OPS_FL_IPMODIFY,
+	.flags = FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT,
 };
 
 int __init kvmq_hypercall_init(void)
@@ -148,7 +153,10 @@ int __init kvmq_hypercall_init(void)
 
 	ret = register_ftrace_function(&kvmq_ftrace_ops);
 	if (ret) {
-		/* -EBUSY: another IPMODIFY user (a livepatch?) holds it. */
+		/*
+		 * -EBUSY: another IPMODIFY user (a livepatch?) holds it, or
+		 * ftrace is disabled by sysctl.
+		 */
 		pr_err("cannot hook __kvm_emulate_hypercall: %d\n", ret);
 		ftrace_set_filter_ip(&kvmq_ftrace_ops, ip, 1, 0);
 		return ret;

@@ -15,8 +15,9 @@
 
 /*
  * kvmq_lock protects: the writers of kvmq_vms, kvmq_ids, and the assignment
- * of kvmq_vm::id.  It is a leaf lock: no other lock is taken under it, and
- * kvm_put_kvm() is never called with it held.
+ * of kvmq_vm::id.  Taken in process context only.  No KVM lock is taken
+ * under it and kvm_put_kvm() is never called with it held; under it kvmq
+ * only allocates, creates the per-VM file and takes the xarray's own lock.
  */
 static DEFINE_MUTEX(kvmq_lock);
 
@@ -109,7 +110,7 @@ static long kvmq_vm_set_identity(void *priv, void *arg)
 	struct kvmq_vm *vm = priv;
 	int ret;
 
-	if (ident->__reserved || !ident->id)
+	if (ident->__reserved || !ident->id || ident->id > KVMQ_ID_MAX)
 		return -EINVAL;
 
 	guard(mutex)(&kvmq_lock);

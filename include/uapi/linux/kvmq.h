@@ -39,7 +39,7 @@
 /* Version of the ABI described by this header (ioctls and hypercalls). */
 #define KVMQ_ABI_VERSION	1
 
-#define KVMQ_TYPE		0xAF
+#define KVMQ_TYPE		0xB9
 
 /* Feature bits reported by KVMQ_GET_INFO and KVMQ_HC_FEATURES. */
 #define KVMQ_FEATURE_IDENTITY	(1ULL << 0)	/* KVMQ_HC_SELF_ID, identities */
@@ -91,8 +91,11 @@ struct kvmq_info {
  *  EPERM   the VM belongs to another process (another mm)
  *  EEXIST  the VM is already attached
  *  ENOMEM  out of memory
- *  EMFILE  no free file descriptor
+ *  EMFILE  no free file descriptor in the process
+ *  ENFILE  the system's limit on open files was reached
  *  ======= ================================================================
+ *
+ * A Linux security module may deny creating the file with its own errno.
  */
 struct kvmq_attach_vm {
 	__u32 size;
@@ -108,7 +111,9 @@ struct kvmq_attach_vm {
  * @size: sizeof(struct kvmq_vm_identity)
  * @flags: must be 0
  * @id: the VM's identity; input of SET, output of GET.  Identities are
- *	non-zero and unique among attached VMs on the host; 0 means "none".
+ *	1 to KVMQ_ID_MAX and unique among attached VMs on the host; 0 means
+ *	"none".  KVMQ_ID_MAX keeps them positive in a 32-bit guest's RAX,
+ *	where they cannot be mistaken for a negated errno.
  * @__reserved: must be 0
  *
  * Issued on the per-VM kvmq file.  SET assigns the identity under which the
@@ -119,9 +124,10 @@ struct kvmq_attach_vm {
  * Errors of SET:
  *
  *  ======= ================================================================
- *  EINVAL  @id is 0
+ *  EINVAL  @id is 0 or larger than KVMQ_ID_MAX
  *  EBUSY   the VM already has an identity
  *  EEXIST  another attached VM has the identity @id
+ *  ENOMEM  out of memory
  *  ======= ================================================================
  */
 struct kvmq_vm_identity {
@@ -130,6 +136,8 @@ struct kvmq_vm_identity {
 	__u32 id;
 	__u32 __reserved;
 };
+
+#define KVMQ_ID_MAX		0x7fffffffU
 
 #define KVMQ_VM_SET_IDENTITY	_IO(KVMQ_TYPE, 0x10)
 #define KVMQ_VM_GET_IDENTITY	_IO(KVMQ_TYPE, 0x11)

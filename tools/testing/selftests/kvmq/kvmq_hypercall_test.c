@@ -276,6 +276,9 @@ TEST(guest_32bit)
 
 	EXPECT_EQ(KVMQ_ABI_VERSION, flat32_hypercall(vm, 0, 0, KVMQ_HC_VERSION));
 	EXPECT_EQ((uint32_t)-ENOENT, flat32_hypercall(vm, 1, 0, KVMQ_HC_SELF_ID));
+	/* The largest identity is still positive as a 32-bit value. */
+	kvmq_set_identity(vmq, KVMQ_ID_MAX);
+	EXPECT_EQ(KVMQ_ID_MAX, flat32_hypercall(vm, 2, 0, KVMQ_HC_SELF_ID));
 	close(vmq);
 	kvm_vm_free(vm);
 	close(dev);

@@ -277,9 +277,13 @@ TEST_F(kvmq, identity)
 	EXPECT_EQ(EEXIST, errno);
 	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, 0));
 	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, KVMQ_ID_MAX + 1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, UINT32_MAX));
+	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, kvmq_get_identity(vmq2));
-	kvmq_set_identity(vmq2, UINT32_MAX);
-	EXPECT_EQ(UINT32_MAX, kvmq_get_identity(vmq2));
+	kvmq_set_identity(vmq2, KVMQ_ID_MAX);
+	EXPECT_EQ(KVMQ_ID_MAX, kvmq_get_identity(vmq2));
 
 	/* Detaching releases the identity. */
 	close(vmq);

@@ -139,6 +139,44 @@ TEST_F(reload, refused_while_attached)
 	ASSERT_EQ(0, load_kvmq());
 }
 
+#define FTRACE_ENABLED "/proc/sys/kernel/ftrace_enabled"
+
+/* Write @val to ftrace_enabled; return 0 or -errno. */
+static int set_ftrace_enabled(const char *val)
+{
+	int fd = open(FTRACE_ENABLED, O_WRONLY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* While kvmq is loaded, ftrace cannot be turned off under its feet. */
+TEST_F(reload, ftrace_sysctl)
+{
+	int ret;
+
+	ASSERT_TRUE(kvmq_loaded());
+	ret = set_ftrace_enabled("0");
+	if (ret != -EBUSY)
+		set_ftrace_enabled("1");
+	ASSERT_EQ(-EBUSY, ret);
+	ASSERT_TRUE(hook_installed());
+
+	/* Without kvmq the sysctl works, and kvmq refuses to load then. */
+	ASSERT_EQ(0, unload_kvmq());
+	ASSERT_EQ(0, set_ftrace_enabled("0"));
+	ret = load_kvmq();
+	ASSERT_EQ(0, set_ftrace_enabled("1"));
+	ASSERT_EQ(-EBUSY, ret);
+	ASSERT_FALSE(kvmq_loaded());
+	ASSERT_EQ(0, load_kvmq());
+}
+
 TEST_F(reload, loop)
 {
 	struct kvm_vcpu *vcpu[2];
