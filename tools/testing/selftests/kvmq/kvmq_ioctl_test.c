@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "kvm_util.h"
@@ -181,6 +182,30 @@ TEST_F(kvmq, attach_bad_fd)
 
 	attach.vm_fd = self->dev;
 	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+}
+
+/* Out of file descriptors: EMFILE, and the VM is left unattached. */
+TEST_F(kvmq, attach_emfile)
+{
+	struct rlimit rl;
+	int fd, vmq;
+
+	/* The lowest free descriptor is the one the attach would get. */
+	fd = dup(self->dev);
+	ASSERT_LE(0, fd);
+	close(fd);
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+	rl.rlim_cur = fd;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+
+	EXPECT_EQ(-1, __kvmq_attach(self->dev, self->vm->fd));
+	EXPECT_EQ(EMFILE, errno);
+
+	rl.rlim_cur = fd + 1;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	vmq = kvmq_attach(self->dev, self->vm);
+	EXPECT_EQ(fd, vmq);
+	close(vmq);
 }
 
 TEST_F(kvmq, attach_bad_struct)

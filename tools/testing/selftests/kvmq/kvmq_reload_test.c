@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
 
 #include "kvm_util.h"
 #include "processor.h"
@@ -136,6 +138,61 @@ TEST_F(reload, refused_while_attached)
 	/* The VM outlives kvmq and its hypercalls are KVM's again. */
 	run_guest(vm, vcpu, false);
 	kvm_vm_free(vm);
+	ASSERT_EQ(0, load_kvmq());
+}
+
+static void guest_spin(void)
+{
+	for (;;)
+		GUEST_ASSERT_EQ(kvm_hypercall(KVMQ_HC_SELF_ID, 0, 0, 0, 0), 7);
+}
+
+/*
+ * A VMM killed while its guest issues kvmq hypercalls: its attachment,
+ * identity and module references all go away with it.
+ */
+TEST_F(reload, vmm_killed)
+{
+	int i, dev, vmq, pipefd[2], status;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	char c;
+	pid_t pid;
+
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, pipe(pipefd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			int dev = kvmq_open_dev();
+
+			vm = vm_create_with_one_vcpu(&vcpu, guest_spin);
+			kvmq_set_identity(kvmq_attach(dev, vm), 7);
+			close(dev);
+			TEST_ASSERT(write(pipefd[1], "r", 1) == 1, "pipe");
+			vcpu_run(vcpu);
+			_exit(1);	/* the guest never stops by itself */
+		}
+		close(pipefd[1]);
+		ASSERT_EQ(1, read(pipefd[0], &c, 1));
+		close(pipefd[0]);
+		usleep(100000 * (i + 1));
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status));
+	}
+
+	/* The identity is free again ... */
+	dev = kvmq_open_dev();
+	vm = vm_create_barebones();
+	vmq = kvmq_attach(dev, vm);
+	kvmq_set_identity(vmq, 7);
+	close(vmq);
+	close(dev);
+	kvm_vm_free(vm);
+
+	/* ... and nothing the killed VMMs had pins the module. */
+	ASSERT_EQ(0, unload_kvmq());
 	ASSERT_EQ(0, load_kvmq());
 }
 
