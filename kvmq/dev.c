@@ -17,6 +17,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_info info;
 	struct kvmq_attach_vm attach;
 	struct kvmq_vm_identity identity;
+	struct kvmq_vm_aperture aperture;
 };
 
 /* Every argument structure starts with the same two fields. */
@@ -148,6 +149,14 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, id) != 8);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, __reserved) != 12);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_identity) != 16);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, gpa) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, length) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, quota) != 24);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, held) != 32);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_aperture) != 40);
 
 	BUILD_BUG_ON(sizeof(union kvmq_ioctl_buf) > 256);
 }

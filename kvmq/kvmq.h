@@ -5,6 +5,7 @@
  * Lock ordering (the one list is kept in Documentation/locking.rst):
  *
  *   kvmq_lock (mutex)
+ *   mmap_lock -> kvmq_aperture.lock (rwsem) -> kvmq_aperture.alloc_lock
  *
  * Hypercall handlers run in a vCPU thread; they find their VM under RCU and
  * hold a reference (kvmq_vm_get_by_kvm()) for the duration of the call.
@@ -18,6 +19,32 @@
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
+#include <linux/xarray.h>
+
+/**
+ * struct kvmq_aperture - memory of one VM owned by kvmq
+ * @lock: held for read by the fault handlers while they look up and map
+ *	a page; a page move (taking a page from the aperture) holds it for
+ *	write, so that no fault maps a page being moved.
+ * @alloc_lock: protects the configuration (set once), insertions into
+ *	@pages and @held.  Nests inside @lock.
+ * @pages: aperture page index -> struct page (order 0, one reference owned
+ *	by the aperture).  Lookups are lockless (xarray RCU).
+ * @gpa: guest-physical base the VMM declared
+ * @nr_pages: size in pages; 0 until KVMQ_VM_SET_APERTURE, then constant.
+ *	Published with smp_store_release() after @gpa and @quota.
+ * @quota: the most pages @pages may hold
+ * @held: pages in @pages
+ */
+struct kvmq_aperture {
+	struct rw_semaphore lock;	/* faults (read) vs. moves (write) */
+	struct mutex alloc_lock;	/* configuration, @pages, @held */
+	struct xarray pages;
+	u64 gpa;
+	unsigned long nr_pages;
+	unsigned long quota;
+	unsigned long held;
+};
 
 /**
  * struct kvmq_vm - kvmq state of one attached KVM VM
@@ -27,6 +54,7 @@
  * @ref: references: one from the per-VM file, one per running hypercall
  * @id: identity assigned by the VMM, 0 if none.  Written once under
  *	kvmq_lock; read locklessly with READ_ONCE().
+ * @ap: the VM's aperture
  * @rcu: deferred free, for RCU readers of @hnode
  */
 struct kvmq_vm {
@@ -34,6 +62,7 @@ struct kvmq_vm {
 	struct hlist_node hnode;
 	struct kref ref;
 	u32 id;
+	struct kvmq_aperture ap;
 	struct rcu_head rcu;
 };
 
@@ -42,6 +71,15 @@ int kvmq_vm_attach(int vm_fd);
 bool kvmq_vm_is_attached(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_by_kvm(struct kvm *kvm);
 void kvmq_vm_put(struct kvmq_vm *vm);
+
+/* aperture.c */
+void kvmq_aperture_init(struct kvmq_aperture *ap);
+void kvmq_aperture_destroy(struct kvmq_aperture *ap);
+long kvmq_vm_set_aperture(void *priv, void *arg);
+long kvmq_vm_get_aperture(void *priv, void *arg);
+int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
+void kvmq_aperture_module_init(void);
+void kvmq_aperture_module_exit(void);
 
 /* dev.c */
 

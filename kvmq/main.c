@@ -10,9 +10,11 @@ static int __init kvmq_init(void)
 {
 	int ret;
 
+	kvmq_aperture_module_init();
+
 	ret = kvmq_hypercall_init();
 	if (ret)
-		return ret;
+		goto err_aperture;
 
 	ret = kvmq_dev_init();
 	if (ret)
@@ -23,6 +25,8 @@ static int __init kvmq_init(void)
 
 err_hypercall:
 	kvmq_hypercall_exit();
+err_aperture:
+	kvmq_aperture_module_exit();
 	return ret;
 }
 
@@ -30,6 +34,7 @@ static void __exit kvmq_exit(void)
 {
 	kvmq_dev_exit();
 	kvmq_hypercall_exit();
+	kvmq_aperture_module_exit();
 	pr_info("unloaded\n");
 }
 

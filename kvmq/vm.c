@@ -5,6 +5,7 @@
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -81,6 +82,7 @@ static void kvmq_vm_free(struct kref *ref)
 {
 	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
 
+	kvmq_aperture_destroy(&vm->ap);
 	kvm_put_kvm(vm->kvm);
 	kfree_rcu(vm, rcu);
 }
@@ -151,6 +153,19 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		.copy_out = true,
 		.fn = kvmq_vm_get_identity,
 	},
+	{
+		.cmd = KVMQ_VM_SET_APERTURE,
+		.min_size = offsetofend(struct kvmq_vm_aperture, held),
+		.size = sizeof(struct kvmq_vm_aperture),
+		.fn = kvmq_vm_set_aperture,
+	},
+	{
+		.cmd = KVMQ_VM_GET_APERTURE,
+		.min_size = offsetofend(struct kvmq_vm_aperture, held),
+		.size = sizeof(struct kvmq_vm_aperture),
+		.copy_out = true,
+		.fn = kvmq_vm_get_aperture,
+	},
 };
 
 static long kvmq_vm_ioctl(struct file *file, unsigned int cmd,
@@ -171,6 +186,8 @@ static const struct file_operations kvmq_vm_fops = {
 	.release = kvmq_vm_release,
 	.unlocked_ioctl = kvmq_vm_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = kvmq_aperture_mmap,
+	.get_unmapped_area = thp_get_unmapped_area,
 	.llseek = noop_llseek,
 };
 
@@ -202,6 +219,7 @@ int kvmq_vm_attach(int vm_fd)
 		return -ENOMEM;
 	kref_init(&vm->ref);
 	vm->kvm = kvm;
+	kvmq_aperture_init(&vm->ap);
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {

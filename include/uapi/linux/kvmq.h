@@ -43,7 +43,8 @@
 
 /* Feature bits reported by KVMQ_GET_INFO and KVMQ_HC_FEATURES. */
 #define KVMQ_FEATURE_IDENTITY	(1ULL << 0)	/* KVMQ_HC_SELF_ID, identities */
-#define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY)
+#define KVMQ_FEATURE_APERTURE	(1ULL << 1)	/* KVMQ_VM_SET_APERTURE, mmap */
+#define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -141,6 +142,55 @@ struct kvmq_vm_identity {
 
 #define KVMQ_VM_SET_IDENTITY	_IO(KVMQ_TYPE, 0x10)
 #define KVMQ_VM_GET_IDENTITY	_IO(KVMQ_TYPE, 0x11)
+
+/**
+ * struct kvmq_vm_aperture - ioctl(KVMQ_VM_SET_APERTURE/KVMQ_VM_GET_APERTURE)
+ * @size: sizeof(struct kvmq_vm_aperture)
+ * @flags: must be 0
+ * @gpa: guest-physical address at which the VMM registers the aperture as
+ *	a KVM memslot; a multiple of KVMQ_APERTURE_ALIGN
+ * @length: bytes; a non-zero multiple of KVMQ_APERTURE_ALIGN, at most
+ *	KVMQ_APERTURE_MAX
+ * @quota: bytes of memory the VM's aperture may hold at once; a multiple of
+ *	4 KiB, at most @length
+ * @held: output of GET: bytes the aperture holds now; must be 0 for SET
+ *
+ * Issued on the per-VM kvmq file.  SET gives the VM its aperture: a range of
+ * memory owned by kvmq that the VMM maps with mmap(MAP_SHARED) of the per-VM
+ * file (offsets 0 to @length) and registers as a KVM memslot at @gpa.  kvmq
+ * hands out memory on first touch, by the guest or the VMM, and charges it
+ * to the faulting task's memory cgroup.  A touch that would exceed @quota
+ * fails: KVM_RUN returns EFAULT for a guest access, the VMM gets SIGBUS.
+ * Naturally aligned 2 MiB ranges are mapped with one PMD where possible, so
+ * KVM can map them at 2 MiB.  The aperture is set once per attachment.
+ *
+ * Errors of SET:
+ *
+ *  ======= ================================================================
+ *  EINVAL  @gpa, @length or @quota misaligned or out of range, @held not 0
+ *  EBUSY   the VM already has an aperture
+ *  ======= ================================================================
+ *
+ * GET fails with ENODEV if the VM has no aperture.
+ *
+ * mmap() of the per-VM file fails with ENODEV before SET, EINVAL for a
+ * private mapping or a range beyond @length, and EIO in a process other
+ * than the VM's.  The mapping is not inherited across fork().
+ */
+struct kvmq_vm_aperture {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 gpa;
+	__aligned_u64 length;
+	__aligned_u64 quota;
+	__aligned_u64 held;
+};
+
+#define KVMQ_APERTURE_ALIGN	(1ULL << 21)
+#define KVMQ_APERTURE_MAX	(1ULL << 40)
+
+#define KVMQ_VM_SET_APERTURE	_IO(KVMQ_TYPE, 0x12)
+#define KVMQ_VM_GET_APERTURE	_IO(KVMQ_TYPE, 0x13)
 
 /*
  * Hypercalls.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -87,4 +88,56 @@ uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
 
 	TEST_ASSERT(found, "vCPU statistic '%s' not found", name);
 	return value;
+}
+
+int __kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
+			uint64_t quota)
+{
+	struct kvmq_vm_aperture ap = {
+		.size = sizeof(ap),
+		.gpa = gpa,
+		.length = length,
+		.quota = quota,
+	};
+
+	return ioctl(vmq_fd, KVMQ_VM_SET_APERTURE, &ap);
+}
+
+void kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
+		       uint64_t quota)
+{
+	int ret = __kvmq_set_aperture(vmq_fd, gpa, length, quota);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_SET_APERTURE failed, errno %d", errno);
+}
+
+uint64_t kvmq_aperture_held(int vmq_fd)
+{
+	struct kvmq_vm_aperture ap = { .size = sizeof(ap) };
+	int ret = ioctl(vmq_fd, KVMQ_VM_GET_APERTURE, &ap);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_GET_APERTURE failed, errno %d", errno);
+	return ap.held;
+}
+
+#define KVMQ_POOL_PATH "/sys/kernel/debug/kvmq/aperture_pages"
+
+uint64_t kvmq_pool_pages(void)
+{
+	unsigned long long pages;
+	FILE *f = fopen(KVMQ_POOL_PATH, "r");
+
+	TEST_ASSERT(f, "cannot open " KVMQ_POOL_PATH ", errno %d", errno);
+	TEST_ASSERT(fscanf(f, "%llu", &pages) == 1, "bad " KVMQ_POOL_PATH);
+	fclose(f);
+	return pages;
+}
+
+uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(*uc);
+	return uc->cmd;
 }

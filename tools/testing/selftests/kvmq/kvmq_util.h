@@ -14,6 +14,7 @@
 #include <linux/kvmq.h>
 
 #include "kvm_util.h"
+#include "ucall_common.h"
 
 #define KVMQ_DEV_PATH "/dev/kvmq"
 
@@ -42,6 +43,18 @@ uint32_t kvmq_get_identity(int vmq_fd);
 		}							\
 		return test_harness_run(argc, argv);			\
 	}
+
+int __kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
+			uint64_t quota);
+void kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
+		       uint64_t quota);
+/* Bytes the VM's aperture holds. */
+uint64_t kvmq_aperture_held(int vmq_fd);
+/* Pages held by all apertures on the host (debugfs). */
+uint64_t kvmq_pool_pages(void);
+
+/* Run @vcpu to its next ucall and return the ucall's command. */
+uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc);
 
 /* Read one statistic of a vCPU from KVM's binary stats interface. */
 uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Apertures: memory owned by kvmq that a VMM maps from its per-VM file and
+ * registers as a KVM memslot.
+ *
+ * The VMM's mapping is VM_PFNMAP and starts empty.  KVM resolves such a
+ * memslot through the host page tables (hva_to_pfn_remapped()), calling
+ * kvmq_ap_fault()/kvmq_ap_huge_fault() when no entry exists; the same
+ * handlers serve the VMM's own accesses.  Pages are refcounted order-0
+ * pages: a 2 MiB block is allocated as order 9 without __GFP_COMP and
+ * split, because KVM cannot take references on compound tail pages.
+ */
+#include <linux/debugfs.h>
+#include <linux/mm.h>
+#include <linux/pfn_t.h>
+#include <uapi/linux/kvmq.h>
+
+#include "kvmq.h"
+
+#define KVMQ_BLOCK_ORDER	(21 - PAGE_SHIFT)
+#define KVMQ_BLOCK_PAGES	BIT(KVMQ_BLOCK_ORDER)
+#define KVMQ_AP_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
+
+/* Pages held by all apertures: must return to 0 when every VM is gone. */
+static atomic_long_t kvmq_ap_pages = ATOMIC_LONG_INIT(0);
+static struct dentry *kvmq_debugfs;
+
+void kvmq_aperture_init(struct kvmq_aperture *ap)
+{
+	init_rwsem(&ap->lock);
+	mutex_init(&ap->alloc_lock);
+	xa_init(&ap->pages);
+}
+
+/*
+ * Called from kvmq_vm_free(): the per-VM file is released, so no VMA maps
+ * the aperture any more (each VMA held the file) and KVM's MMU notifier
+ * has zapped every second-level entry that pointed into it.  Drop kvmq's
+ * reference on each page; one still pinned by someone else is freed by its
+ * last put_page().
+ */
+void kvmq_aperture_destroy(struct kvmq_aperture *ap)
+{
+	struct page *page;
+	unsigned long idx;
+
+	xa_for_each(&ap->pages, idx, page)
+		put_page(page);
+	xa_destroy(&ap->pages);
+	atomic_long_sub(ap->held, &kvmq_ap_pages);
+}
+
+/* The configuration is written once, before nr_pages is published. */
+static unsigned long kvmq_ap_nr_pages(struct kvmq_aperture *ap)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_aperture(). */
+	return smp_load_acquire(&ap->nr_pages);
+}
+
+long kvmq_vm_set_aperture(void *priv, void *arg)
+{
+	struct kvmq_vm_aperture *cfg = arg;
+	struct kvmq_vm *vm = priv;
+	struct kvmq_aperture *ap = &vm->ap;
+
+	if (cfg->held || !cfg->length || cfg->length > KVMQ_APERTURE_MAX ||
+	    !IS_ALIGNED(cfg->length, KVMQ_APERTURE_ALIGN) ||
+	    !IS_ALIGNED(cfg->gpa, KVMQ_APERTURE_ALIGN) ||
+	    cfg->gpa + cfg->length < cfg->gpa ||
+	    !PAGE_ALIGNED(cfg->quota) || cfg->quota > cfg->length)
+		return -EINVAL;
+
+	guard(mutex)(&ap->alloc_lock);
+	if (ap->nr_pages)
+		return -EBUSY;
+
+	ap->gpa = cfg->gpa;
+	ap->quota = cfg->quota >> PAGE_SHIFT;
+	/* Publish: pairs with smp_load_acquire() in kvmq_ap_nr_pages(). */
+	smp_store_release(&ap->nr_pages, cfg->length >> PAGE_SHIFT);
+	return 0;
+}
+
+long kvmq_vm_get_aperture(void *priv, void *arg)
+{
+	struct kvmq_vm_aperture *cfg = arg;
+	struct kvmq_vm *vm = priv;
+	struct kvmq_aperture *ap = &vm->ap;
+
+	guard(mutex)(&ap->alloc_lock);
+	if (!ap->nr_pages)
+		return -ENODEV;
+
+	cfg->gpa = ap->gpa;
+	cfg->length = (u64)ap->nr_pages << PAGE_SHIFT;
+	cfg->quota = (u64)ap->quota << PAGE_SHIFT;
+	cfg->held = (u64)ap->held << PAGE_SHIFT;
+	return 0;
+}
+
+static void kvmq_ap_account(struct kvmq_aperture *ap, long nr)
+{
+	lockdep_assert_held(&ap->alloc_lock);
+	ap->held += nr;
+	atomic_long_add(nr, &kvmq_ap_pages);
+}
+
+/* The page at @idx, allocated on first use within the quota. */
+static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
+{
+	struct page *page;
+	int ret;
+
+	page = xa_load(&ap->pages, idx);
+	if (page)
+		return page;
+
+	guard(mutex)(&ap->alloc_lock);
+	page = xa_load(&ap->pages, idx);
+	if (page)
+		return page;
+	if (ap->held >= ap->quota)
+		return ERR_PTR(-EDQUOT);
+
+	page = alloc_page(KVMQ_AP_GFP);
+	if (!page)
+		return ERR_PTR(-ENOMEM);
+	ret = xa_err(xa_store(&ap->pages, idx, page, GFP_KERNEL_ACCOUNT));
+	if (ret) {
+		put_page(page);
+		return ERR_PTR(ret);
+	}
+	kvmq_ap_account(ap, 1);
+	return page;
+}
+
+/*
+ * The first page of the 2 MiB block at @idx (block aligned), if the block
+ * is, or can now be made, one naturally aligned run of pages; else NULL and
+ * the fault falls back to 4 KiB.
+ */
+static struct page *kvmq_ap_block(struct kvmq_aperture *ap, pgoff_t idx)
+{
+	unsigned long first = idx, i;
+	struct page *page;
+
+	guard(mutex)(&ap->alloc_lock);
+	page = xa_load(&ap->pages, idx);
+	if (page) {
+		if (!IS_ALIGNED(page_to_pfn(page), KVMQ_BLOCK_PAGES))
+			return NULL;
+		for (i = 1; i < KVMQ_BLOCK_PAGES; i++)
+			if (xa_load(&ap->pages, idx + i) != nth_page(page, i))
+				return NULL;
+		return page;
+	}
+
+	if (xa_find(&ap->pages, &first, idx + KVMQ_BLOCK_PAGES - 1,
+		    XA_PRESENT))
+		return NULL;
+	if (ap->quota - ap->held < KVMQ_BLOCK_PAGES)
+		return NULL;
+
+	page = alloc_pages(KVMQ_AP_GFP | __GFP_NORETRY | __GFP_NOWARN,
+			   KVMQ_BLOCK_ORDER);
+	if (!page)
+		return NULL;
+	split_page(page, KVMQ_BLOCK_ORDER);
+
+	for (i = 0; i < KVMQ_BLOCK_PAGES; i++) {
+		if (xa_is_err(xa_store(&ap->pages, idx + i, nth_page(page, i),
+				       GFP_KERNEL_ACCOUNT)))
+			goto err_unwind;
+	}
+	kvmq_ap_account(ap, KVMQ_BLOCK_PAGES);
+	return page;
+
+err_unwind:
+	while (i--)
+		xa_erase(&ap->pages, idx + i);
+	for (i = 0; i < KVMQ_BLOCK_PAGES; i++)
+		put_page(nth_page(page, i));
+	return NULL;
+}
+
+static vm_fault_t kvmq_ap_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct kvmq_vm *vm = vma->vm_file->private_data;
+	struct kvmq_aperture *ap = &vm->ap;
+	struct page *page;
+	vm_fault_t ret;
+
+	if (vmf->pgoff >= kvmq_ap_nr_pages(ap))
+		return VM_FAULT_SIGBUS;
+
+	down_read(&ap->lock);
+	page = kvmq_ap_page(ap, vmf->pgoff);
+	if (IS_ERR(page))
+		ret = PTR_ERR(page) == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	else
+		ret = vmf_insert_pfn(vma, vmf->address, page_to_pfn(page));
+	up_read(&ap->lock);
+	return ret;
+}
+
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+static vm_fault_t kvmq_ap_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct kvmq_vm *vm = vma->vm_file->private_data;
+	struct kvmq_aperture *ap = &vm->ap;
+	unsigned long addr = vmf->address & PMD_MASK;
+	struct page *page;
+	vm_fault_t ret;
+	pgoff_t idx;
+
+	if (order != PMD_ORDER || PMD_ORDER != KVMQ_BLOCK_ORDER)
+		return VM_FAULT_FALLBACK;
+	if (addr < vma->vm_start || addr + PMD_SIZE > vma->vm_end)
+		return VM_FAULT_FALLBACK;
+	idx = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	if (!IS_ALIGNED(idx, KVMQ_BLOCK_PAGES))
+		return VM_FAULT_FALLBACK;
+
+	down_read(&ap->lock);
+	page = kvmq_ap_block(ap, idx);
+	/*
+	 * Not a write fault even when it is one, as vfio-pci does: the entry
+	 * is writable through vm_page_prot anyway, and insert_pfn_pmd() warns
+	 * on a write fault over an existing entry.
+	 */
+	if (page)
+		ret = vmf_insert_pfn_pmd(vmf,
+					 __pfn_to_pfn_t(page_to_pfn(page), 0),
+					 false);
+	else
+		ret = VM_FAULT_FALLBACK;
+	up_read(&ap->lock);
+	return ret;
+}
+#endif
+
+static const struct vm_operations_struct kvmq_ap_vm_ops = {
+	.fault = kvmq_ap_fault,
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+	.huge_fault = kvmq_ap_huge_fault,
+#endif
+};
+
+int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct kvmq_vm *vm = file->private_data;
+	unsigned long nr = kvmq_ap_nr_pages(&vm->ap);
+
+	if (vm->kvm->mm != current->mm)
+		return -EIO;
+	if (!nr)
+		return -ENODEV;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff >= nr || vma_pages(vma) > nr - vma->vm_pgoff)
+		return -EINVAL;
+
+	vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP |
+		     VM_DONTCOPY);
+	vma->vm_ops = &kvmq_ap_vm_ops;
+	return 0;
+}
+
+static int kvmq_ap_pages_get(void *data, u64 *val)
+{
+	*val = atomic_long_read(&kvmq_ap_pages);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(kvmq_ap_pages_fops, kvmq_ap_pages_get, NULL,
+			 "%llu\n");
+
+void __init kvmq_aperture_module_init(void)
+{
+	kvmq_debugfs = debugfs_create_dir("kvmq", NULL);
+	debugfs_create_file_unsafe("aperture_pages", 0400, kvmq_debugfs, NULL,
+				   &kvmq_ap_pages_fops);
+}
+
+void kvmq_aperture_module_exit(void)
+{
+	debugfs_remove_recursive(kvmq_debugfs);
+}
