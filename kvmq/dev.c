@@ -88,16 +88,6 @@ static long kvmq_ioctl_attach_vm(void *priv, void *arg)
 	return kvmq_vm_attach(attach->vm_fd);
 }
 
-#define KVMQ_IOCTL_OP(_cmd, _fn, _struct, _last, _copy_out)		\
-	{								\
-		.cmd = _cmd,						\
-		.min_size = offsetofend(_struct, _last),		\
-		.size = sizeof(_struct),				\
-		.flags = 0,						\
-		.copy_out = _copy_out,					\
-		.fn = _fn,						\
-	}
-
 static const struct kvmq_ioctl_op kvmq_dev_ioctls[] = {
 	KVMQ_IOCTL_OP(KVMQ_GET_INFO, kvmq_get_info, struct kvmq_info,
 		      __reserved, true),

@@ -101,6 +101,20 @@ struct kvmq_ioctl_op {
 	long (*fn)(void *priv, void *arg);
 };
 
+/*
+ * A table entry: @_last is the last field of the first version of @_struct.
+ * No kvmq ioctl takes flags yet.
+ */
+#define KVMQ_IOCTL_OP(_cmd, _fn, _struct, _last, _copy_out)		\
+	{								\
+		.cmd = _cmd,						\
+		.min_size = offsetofend(_struct, _last),		\
+		.size = sizeof(_struct),				\
+		.flags = 0,						\
+		.copy_out = _copy_out,					\
+		.fn = _fn,						\
+	}
+
 long kvmq_ioctl_dispatch(const struct kvmq_ioctl_op *ops, size_t nr_ops,
 			 void *priv, unsigned int cmd, unsigned long uarg);
 int kvmq_dev_init(void);

@@ -140,32 +140,14 @@ static long kvmq_vm_get_identity(void *priv, void *arg)
 }
 
 static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
-	{
-		.cmd = KVMQ_VM_SET_IDENTITY,
-		.min_size = offsetofend(struct kvmq_vm_identity, __reserved),
-		.size = sizeof(struct kvmq_vm_identity),
-		.fn = kvmq_vm_set_identity,
-	},
-	{
-		.cmd = KVMQ_VM_GET_IDENTITY,
-		.min_size = offsetofend(struct kvmq_vm_identity, __reserved),
-		.size = sizeof(struct kvmq_vm_identity),
-		.copy_out = true,
-		.fn = kvmq_vm_get_identity,
-	},
-	{
-		.cmd = KVMQ_VM_SET_APERTURE,
-		.min_size = offsetofend(struct kvmq_vm_aperture, held),
-		.size = sizeof(struct kvmq_vm_aperture),
-		.fn = kvmq_vm_set_aperture,
-	},
-	{
-		.cmd = KVMQ_VM_GET_APERTURE,
-		.min_size = offsetofend(struct kvmq_vm_aperture, held),
-		.size = sizeof(struct kvmq_vm_aperture),
-		.copy_out = true,
-		.fn = kvmq_vm_get_aperture,
-	},
+	KVMQ_IOCTL_OP(KVMQ_VM_SET_IDENTITY, kvmq_vm_set_identity,
+		      struct kvmq_vm_identity, __reserved, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_GET_IDENTITY, kvmq_vm_get_identity,
+		      struct kvmq_vm_identity, __reserved, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_SET_APERTURE, kvmq_vm_set_aperture,
+		      struct kvmq_vm_aperture, held, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_GET_APERTURE, kvmq_vm_get_aperture,
+		      struct kvmq_vm_aperture, held, true),
 };
 
 static long kvmq_vm_ioctl(struct file *file, unsigned int cmd,
