@@ -63,18 +63,13 @@ static void ap_map(FIXTURE_DATA(ap) *self, uint64_t quota)
 	virt_map_level(self->vm, AP_GPA, AP_GPA, AP_LEN, PG_LEVEL_2M);
 }
 
-static int ioctl_err(int fd, unsigned long cmd, void *arg)
-{
-	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
-}
-
 TEST_F(ap, set_get)
 {
 	struct kvmq_vm_aperture cfg = { .size = sizeof(cfg) };
 
-	EXPECT_EQ(-ENODEV, ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
+	EXPECT_EQ(-ENODEV, kvmq_ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
 	kvmq_set_aperture(self->vmq, AP_GPA, AP_LEN, 64 * PG);
-	ASSERT_EQ(0, ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
+	ASSERT_EQ(0, kvmq_ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
 	EXPECT_EQ(AP_GPA, cfg.gpa);
 	EXPECT_EQ(AP_LEN, cfg.length);
 	EXPECT_EQ(64 * PG, cfg.quota);
@@ -108,17 +103,17 @@ TEST_F(ap, set_bad_args)
 	}
 
 	cfg.held = PG;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
 	cfg.held = 0;
 	cfg.flags = 1;
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
 	cfg.flags = 0;
 	cfg.size = offsetof(struct kvmq_vm_aperture, held);
-	EXPECT_EQ(-EINVAL, ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
 	cfg.size = sizeof(cfg);
 
 	/* Nothing above configured an aperture. */
-	EXPECT_EQ(-ENODEV, ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
+	EXPECT_EQ(-ENODEV, kvmq_ioctl_err(self->vmq, KVMQ_VM_GET_APERTURE, &cfg));
 }
 
 TEST_F(ap, mmap_errors)

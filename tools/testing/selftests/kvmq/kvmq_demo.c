@@ -45,12 +45,8 @@ struct demo_vm {
 /* Run until the next ucall; count the exits to this VMM. */
 static uint64_t run(struct demo_vm *d, struct ucall *uc)
 {
-	vcpu_run(d->vcpu);
 	d->user_exits++;
-	TEST_ASSERT_KVM_EXIT_REASON(d->vcpu, KVM_EXIT_IO);
-	if (get_ucall(d->vcpu, uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(*uc);
-	return uc->cmd;
+	return kvmq_run(d->vcpu, uc);
 }
 
 int main(void)

@@ -59,24 +59,6 @@ static void guest_kvm_hypercalls(void)
 	GUEST_DONE();
 }
 
-/* Run until the guest is done: exactly one KVM_RUN exit is expected. */
-static void run_to_done(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-		break;
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-}
-
 FIXTURE(hc) {
 	int dev;
 	struct kvm_vm *vm;
@@ -102,7 +84,7 @@ TEST_F(hc, values)
 	kvmq_set_identity(vmq, TEST_ID);
 	vcpu_arch_set_entry_point(self->vcpu, guest_attached);
 	vcpu_args_set(self->vcpu, 2, TEST_ID, 1);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 	close(vmq);
 }
 
@@ -112,7 +94,7 @@ TEST_F(hc, no_identity)
 
 	vcpu_arch_set_entry_point(self->vcpu, guest_attached);
 	vcpu_args_set(self->vcpu, 2, 0, 1);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 	close(vmq);
 }
 
@@ -129,9 +111,10 @@ TEST_F(hc, no_userspace_exit)
 	vcpu_arch_set_entry_point(self->vcpu, guest_attached);
 	vcpu_args_set(self->vcpu, 2, TEST_ID, NR_LOOPS);
 
+	/* One KVM_RUN, ending in GUEST_DONE: no exit to userspace before. */
 	hcalls = kvmq_vcpu_stat(self->vcpu, "hypercalls");
 	exits = kvmq_vcpu_stat(self->vcpu, "exits");
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 
 	nr_hc = 3 * NR_LOOPS + 4;
 	EXPECT_EQ(nr_hc, kvmq_vcpu_stat(self->vcpu, "hypercalls") - hcalls);
@@ -142,7 +125,7 @@ TEST_F(hc, no_userspace_exit)
 TEST_F(hc, unattached)
 {
 	vcpu_arch_set_entry_point(self->vcpu, guest_unattached);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 }
 
 TEST_F(hc, detached)
@@ -152,7 +135,7 @@ TEST_F(hc, detached)
 	kvmq_set_identity(vmq, TEST_ID);
 	close(vmq);
 	vcpu_arch_set_entry_point(self->vcpu, guest_unattached);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 }
 
 /* Another VM's attachment does not make this one's numbers valid. */
@@ -162,7 +145,7 @@ TEST_F(hc, other_vm_attached)
 	int vmq2 = kvmq_attach(self->dev, vm2);
 
 	vcpu_arch_set_entry_point(self->vcpu, guest_unattached);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 	close(vmq2);
 	kvm_vm_free(vm2);
 }
@@ -172,14 +155,14 @@ TEST_F(hc, kvm_hypercalls_attached)
 	int vmq = kvmq_attach(self->dev, self->vm);
 
 	vcpu_arch_set_entry_point(self->vcpu, guest_kvm_hypercalls);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 	close(vmq);
 }
 
 TEST_F(hc, kvm_hypercalls_unattached)
 {
 	vcpu_arch_set_entry_point(self->vcpu, guest_kvm_hypercalls);
-	run_to_done(self->vcpu);
+	kvmq_run_to_done(self->vcpu);
 }
 
 /*

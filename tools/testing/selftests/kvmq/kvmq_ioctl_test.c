@@ -32,17 +32,11 @@ FIXTURE_TEARDOWN(kvmq)
 	close(self->dev);
 }
 
-/* ioctl() result as 0 or -errno, for compact errno assertions. */
-static int ioctl_err(int fd, unsigned long cmd, void *arg)
-{
-	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
-}
-
 TEST_F(kvmq, get_info)
 {
 	struct kvmq_info info = { .size = sizeof(info) };
 
-	ASSERT_EQ(0, ioctl_err(self->dev, KVMQ_GET_INFO, &info));
+	ASSERT_EQ(0, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, &info));
 	EXPECT_EQ(KVMQ_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(KVMQ_HC_BASE, info.hc_base);
 	EXPECT_EQ(KVMQ_HC_COUNT, info.hc_count);
@@ -63,14 +57,14 @@ TEST_F(kvmq, get_info_sizes)
 	for (size = 0; size < ksize; size++) {
 		memset(buf, 0, bufsize);
 		info->size = size;
-		EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+		EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 	}
 
 	/* A newer userspace's larger structure: fine while the tail is 0. */
 	memset(buf, 0, bufsize);
 	info->size = ksize + 64;
 	buf[ksize + 64] = 0xaa;	/* beyond size: never read */
-	EXPECT_EQ(0, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+	EXPECT_EQ(0, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 	EXPECT_EQ(KVMQ_ABI_VERSION, info->abi_version);
 	EXPECT_EQ(0xaa, buf[ksize + 64]);
 
@@ -78,19 +72,19 @@ TEST_F(kvmq, get_info_sizes)
 	memset(buf, 0, bufsize);
 	info->size = ksize + 64;
 	buf[ksize + 63] = 1;
-	EXPECT_EQ(-E2BIG, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+	EXPECT_EQ(-E2BIG, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 	EXPECT_EQ(0, info->abi_version);
 
 	memset(buf, 0, bufsize);
 	info->size = getpagesize();
-	EXPECT_EQ(0, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+	EXPECT_EQ(0, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 
 	memset(buf, 0, bufsize);
 	info->size = getpagesize() + 1;
-	EXPECT_EQ(-E2BIG, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+	EXPECT_EQ(-E2BIG, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 
 	info->size = UINT32_MAX;
-	EXPECT_EQ(-E2BIG, ioctl_err(self->dev, KVMQ_GET_INFO, buf));
+	EXPECT_EQ(-E2BIG, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, buf));
 	free(buf);
 }
 
@@ -99,16 +93,16 @@ TEST_F(kvmq, get_info_bad_input)
 	struct kvmq_info info = { .size = sizeof(info) };
 
 	info.flags = 1;
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(self->dev, KVMQ_GET_INFO, &info));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, &info));
 	info.flags = 1u << 31;
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(self->dev, KVMQ_GET_INFO, &info));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, &info));
 	info.flags = 0;
 	info.__reserved = 1;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_GET_INFO, &info));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, &info));
 	EXPECT_EQ(0, info.abi_version);
 
-	EXPECT_EQ(-EFAULT, ioctl_err(self->dev, KVMQ_GET_INFO, NULL));
-	EXPECT_EQ(-EFAULT, ioctl_err(self->dev, KVMQ_GET_INFO, (void *)8));
+	EXPECT_EQ(-EFAULT, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, NULL));
+	EXPECT_EQ(-EFAULT, kvmq_ioctl_err(self->dev, KVMQ_GET_INFO, (void *)8));
 }
 
 TEST_F(kvmq, unknown_ioctls)
@@ -116,13 +110,13 @@ TEST_F(kvmq, unknown_ioctls)
 	struct kvmq_info info = { .size = sizeof(info) };
 	int vmq = kvmq_attach(self->dev, self->vm);
 
-	EXPECT_EQ(-ENOTTY, ioctl_err(self->dev, _IO(KVMQ_TYPE, 0x7f), &info));
-	EXPECT_EQ(-ENOTTY, ioctl_err(self->dev, _IOR(KVMQ_TYPE, 0x00, int),
+	EXPECT_EQ(-ENOTTY, kvmq_ioctl_err(self->dev, _IO(KVMQ_TYPE, 0x7f), &info));
+	EXPECT_EQ(-ENOTTY, kvmq_ioctl_err(self->dev, _IOR(KVMQ_TYPE, 0x00, int),
 				     &info));
 	/* Per-VM ioctls are not /dev/kvmq ioctls and vice versa. */
-	EXPECT_EQ(-ENOTTY, ioctl_err(self->dev, KVMQ_VM_GET_IDENTITY, &info));
-	EXPECT_EQ(-ENOTTY, ioctl_err(vmq, KVMQ_GET_INFO, &info));
-	EXPECT_EQ(-ENOTTY, ioctl_err(vmq, KVMQ_ATTACH_VM, &info));
+	EXPECT_EQ(-ENOTTY, kvmq_ioctl_err(self->dev, KVMQ_VM_GET_IDENTITY, &info));
+	EXPECT_EQ(-ENOTTY, kvmq_ioctl_err(vmq, KVMQ_GET_INFO, &info));
+	EXPECT_EQ(-ENOTTY, kvmq_ioctl_err(vmq, KVMQ_ATTACH_VM, &info));
 	close(vmq);
 }
 
@@ -163,25 +157,25 @@ TEST_F(kvmq, attach_bad_fd)
 	int fds[2];
 
 	attach.vm_fd = -1;
-	EXPECT_EQ(-EBADF, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EBADF, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 	attach.vm_fd = INT32_MAX;
-	EXPECT_EQ(-EBADF, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EBADF, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 
 	/* Open, but not a KVM VM: a pipe, /dev/kvm, a vCPU, kvmq itself. */
 	ASSERT_EQ(0, pipe(fds));
 	attach.vm_fd = fds[0];
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 	close(fds[0]);
 	close(fds[1]);
 
 	attach.vm_fd = self->vm->kvm_fd;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 
 	attach.vm_fd = __vm_vcpu_add(self->vm, 0)->fd;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 
 	attach.vm_fd = self->dev;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach));
 }
 
 /* Out of file descriptors: EMFILE, and the VM is left unattached. */
@@ -219,21 +213,21 @@ TEST_F(kvmq, attach_bad_struct)
 	arg.attach.vm_fd = self->vm->fd;
 
 	arg.attach.flags = 1;
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
 	arg.attach.flags = 0;
 
 	arg.attach.__reserved = 1;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
 	arg.attach.__reserved = 0;
 
 	arg.attach.size = sizeof(arg.attach) - 1;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
 	arg.attach.size = 0;
-	EXPECT_EQ(-EINVAL, ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
 
 	arg.attach.size = sizeof(arg);
 	arg.tail = 1;
-	EXPECT_EQ(-E2BIG, ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
+	EXPECT_EQ(-E2BIG, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &arg));
 
 	/* None of the failures attached the VM. */
 	arg.tail = 0;
@@ -241,7 +235,7 @@ TEST_F(kvmq, attach_bad_struct)
 	ASSERT_LE(0, vmq);
 	close(vmq);
 
-	EXPECT_EQ(-EFAULT, ioctl_err(self->dev, KVMQ_ATTACH_VM, NULL));
+	EXPECT_EQ(-EFAULT, kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, NULL));
 }
 
 /* A VM of another process (another mm) cannot be attached or driven. */
@@ -262,12 +256,12 @@ TEST_F(kvmq, other_process)
 		};
 		int ret = 0;
 
-		if (ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach) != -EPERM)
+		if (kvmq_ioctl_err(self->dev, KVMQ_ATTACH_VM, &attach) != -EPERM)
 			ret |= 1;
-		if (ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident) != -EIO)
+		if (kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident) != -EIO)
 			ret |= 2;
 		ident.id = 5;
-		if (ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident) != -EIO)
+		if (kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident) != -EIO)
 			ret |= 4;
 		_exit(ret);
 	}
@@ -324,16 +318,16 @@ TEST_F(kvmq, identity_bad_struct)
 	int vmq = kvmq_attach(self->dev, self->vm);
 
 	ident.flags = 1;
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
-	EXPECT_EQ(-EOPNOTSUPP, ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
 	ident.flags = 0;
 	ident.__reserved = 1;
-	EXPECT_EQ(-EINVAL, ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
-	EXPECT_EQ(-EINVAL, ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
 	ident.__reserved = 0;
 	ident.size = sizeof(ident) - 4;
-	EXPECT_EQ(-EINVAL, ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
-	EXPECT_EQ(-EFAULT, ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, NULL));
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
+	EXPECT_EQ(-EFAULT, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, NULL));
 
 	/* Nothing above assigned an identity. */
 	EXPECT_EQ(0, kvmq_get_identity(vmq));

@@ -77,15 +77,9 @@ static void guest_code(uint64_t attached)
 static void run_guest(struct kvm_vm *vm, struct kvm_vcpu *vcpu,
 		      bool attached)
 {
-	struct ucall uc;
-
 	vcpu_arch_set_entry_point(vcpu, guest_code);
 	vcpu_args_set(vcpu, 1, attached);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == UCALL_DONE, "unexpected ucall %lu", uc.cmd);
+	kvmq_run_to_done(vcpu);
 }
 
 FIXTURE(reload) {

@@ -141,3 +141,11 @@ uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc)
 		REPORT_GUEST_ASSERT(*uc);
 	return uc->cmd;
 }
+
+void kvmq_run_to_done(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+	uint64_t cmd = kvmq_run(vcpu, &uc);
+
+	TEST_ASSERT(cmd == UCALL_DONE, "unexpected ucall %lu", cmd);
+}

@@ -8,6 +8,7 @@
 #ifndef SELFTEST_KVMQ_UTIL_H
 #define SELFTEST_KVMQ_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -55,6 +56,14 @@ uint64_t kvmq_pool_pages(void);
 
 /* Run @vcpu to its next ucall and return the ucall's command. */
 uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc);
+/* Run @vcpu and assert that the next ucall is GUEST_DONE. */
+void kvmq_run_to_done(struct kvm_vcpu *vcpu);
+
+/* ioctl() as 0 or -errno, for compact errno assertions. */
+static inline int kvmq_ioctl_err(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
+}
 
 /* Read one statistic of a vCPU from KVM's binary stats interface. */
 uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);
