@@ -21,9 +21,19 @@
 #define KVMQ_BLOCK_PAGES	BIT(KVMQ_BLOCK_ORDER)
 #define KVMQ_AP_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
 
-/* Pages held by all apertures: must return to 0 when every VM is gone. */
+/*
+ * Pages kvmq owns, in apertures and in queued messages: must return to 0
+ * when every VM is gone.
+ */
 static atomic_long_t kvmq_ap_pages = ATOMIC_LONG_INIT(0);
 static struct dentry *kvmq_debugfs;
+
+struct kvmq_stats kvmq_stats;
+
+void kvmq_pool_sub(long nr)
+{
+	atomic_long_sub(nr, &kvmq_ap_pages);
+}
 
 void kvmq_aperture_init(struct kvmq_aperture *ap)
 {
@@ -47,7 +57,7 @@ void kvmq_aperture_destroy(struct kvmq_aperture *ap)
 	xa_for_each(&ap->pages, idx, page)
 		put_page(page);
 	xa_destroy(&ap->pages);
-	atomic_long_sub(ap->held, &kvmq_ap_pages);
+	kvmq_pool_sub(ap->held);
 }
 
 /* The configuration is written once, before nr_pages is published. */
@@ -268,6 +278,196 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
 	return 0;
 }
 
+/**
+ * kvmq_ap_take - move pages of @vm's aperture into a queued message
+ * @vm: the sending VM
+ * @idx: @msg->npages aperture page indices, in message order
+ * @msg: the message; receives the pages
+ * @qs: the receiver's queues
+ * @q: the receiver's queue
+ *
+ * Every page must be held by the aperture and referenced by nothing else.
+ * One unmap_mapping_pages() over the range covering all of them removes
+ * every mapping: the VMM's page tables, and through KVM's MMU notifier the
+ * VM's second-level entries, with one TLB flush.  Only then is the message
+ * queued and the pages erased from the aperture, so that the sender has
+ * lost access before any receiver can gain it.  The aperture's lock, held
+ * for write, keeps its faults from mapping the pages again meanwhile.
+ *
+ * Return: 0, or a negative errno with the aperture's contents unchanged
+ * (a page whose mapping was already removed faults back in): -ENOTCONN
+ * (the VM detached), -ENXIO (a page is not held), -EBUSY (a page is
+ * pinned), or an error of kvmq_enqueue_check().
+ */
+int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
+		 struct kvmq_kmsg *msg, struct kvmq_queues *qs,
+		 struct kvmq_queue *q)
+{
+	struct kvmq_aperture *ap = &vm->ap;
+	pgoff_t lo = ULONG_MAX, hi = 0;
+	u32 i, nr = msg->npages;
+	int ret = 0;
+
+	guard(rwsem_write)(&ap->lock);
+	if (!vm->mapping)
+		return -ENOTCONN;
+
+	for (i = 0; i < nr; i++) {
+		msg->pages[i] = xa_load(&ap->pages, idx[i]);
+		if (!msg->pages[i])
+			return -ENXIO;
+		lo = min(lo, idx[i]);
+		hi = max(hi, idx[i]);
+	}
+
+	/*
+	 * A full queue is the common failure: see it before paying for the
+	 * unmap.  Checked again, for good, when enqueueing.
+	 */
+	scoped_guard(mutex, &q->lock) {
+		ret = kvmq_enqueue_check(qs, q, msg->sender);
+		if (ret)
+			return ret;
+	}
+
+	unmap_mapping_pages(vm->mapping, lo, hi - lo + 1, false);
+	atomic64_inc(&kvmq_stats.unmaps);
+
+	/* Only the aperture's reference may remain: no pin, no KVM map. */
+	for (i = 0; i < nr; i++)
+		if (page_ref_count(msg->pages[i]) != 1)
+			return -EBUSY;
+
+	scoped_guard(mutex, &q->lock) {
+		ret = kvmq_enqueue_locked(qs, q, msg);
+		if (ret)
+			return ret;
+		for (i = 0; i < nr; i++)
+			xa_erase(&ap->pages, idx[i]);
+	}
+
+	scoped_guard(mutex, &ap->alloc_lock)
+		ap->held -= nr;
+	atomic64_add(nr, &kvmq_stats.pages_moved);
+	return 0;
+}
+
+/*
+ * The first index of @nr free slots in a row, @align aligned, or -ENOSPC.
+ * A slot is free when the aperture holds no page there.
+ */
+static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
+			      unsigned long align)
+{
+	unsigned long start = 0, next;
+
+	lockdep_assert_held(&ap->alloc_lock);
+	while (start + nr <= ap->nr_pages) {
+		next = start;
+		if (!xa_find(&ap->pages, &next, start + nr - 1, XA_PRESENT))
+			return start;
+		start = ALIGN(next + 1, align);
+	}
+	return -ENOSPC;
+}
+
+/**
+ * kvmq_ap_place - put the pages of a dequeued message into free slots
+ * @ap: the receiver's aperture
+ * @msg: the message at the head of its queue, queue locked
+ * @gpa: output, guest-physical address of the first page
+ *
+ * The pages go to @msg->npages free slots in a row (2 MiB aligned for
+ * BLOCKS, so that a block moved whole is mapped at 2 MiB again).  Free
+ * slots have no mapping, so nothing needs to be unmapped; the receiver's
+ * next access faults the pages in.  On success the aperture owns the pages.
+ *
+ * Return: 0, -ENODEV (no aperture), -EDQUOT (quota), -ENOSPC (no free
+ * run of slots), -ENOMEM; on error nothing changed.
+ */
+int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
+		  gpa_t *gpa)
+{
+	unsigned long align = msg->kind == KVMQ_MSG_BLOCKS ?
+			      KVMQ_BLOCK_PAGES : 1;
+	u32 i, nr = msg->npages;
+	long start;
+
+	guard(mutex)(&ap->alloc_lock);
+	if (!ap->nr_pages)
+		return -ENODEV;
+	if (ap->held > ap->quota || ap->quota - ap->held < nr)
+		return -EDQUOT;
+	start = kvmq_ap_find_free(ap, nr, align);
+	if (start < 0)
+		return start;
+
+	for (i = 0; i < nr; i++) {
+		if (xa_is_err(xa_store(&ap->pages, start + i, msg->pages[i],
+				       GFP_KERNEL_ACCOUNT))) {
+			while (i--)
+				xa_erase(&ap->pages, start + i);
+			return -ENOMEM;
+		}
+	}
+	ap->held += nr;
+	*gpa = ap->gpa + ((u64)start << PAGE_SHIFT);
+	return 0;
+}
+
+/**
+ * kvmq_ap_release - give back the pages of a range of @vm's aperture
+ * @vm: the VM
+ * @gpa: guest-physical address of the first page, 4 KiB aligned
+ * @nr: pages in the range
+ *
+ * The range's pages are unmapped (one flush) and freed; the slots become
+ * free.  A page the range does not hold is skipped.
+ *
+ * Return: the number of pages freed, or -ENODEV (no aperture), -EINVAL
+ * (range misaligned or outside the aperture), -ENOTCONN (detached).
+ */
+long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr)
+{
+	struct kvmq_aperture *ap = &vm->ap;
+	unsigned long nr_pages = kvmq_ap_nr_pages(ap);
+	struct page *page;
+	pgoff_t first, idx;
+	long freed = 0;
+
+	if (!nr_pages)
+		return -ENODEV;
+	if (!nr || !PAGE_ALIGNED(gpa) || gpa < ap->gpa ||
+	    (gpa - ap->gpa) >> PAGE_SHIFT >= nr_pages ||
+	    nr > nr_pages - ((gpa - ap->gpa) >> PAGE_SHIFT))
+		return -EINVAL;
+	first = (gpa - ap->gpa) >> PAGE_SHIFT;
+
+	guard(rwsem_write)(&ap->lock);
+	if (!vm->mapping)
+		return -ENOTCONN;
+
+	unmap_mapping_pages(vm->mapping, first, nr, false);
+	atomic64_inc(&kvmq_stats.unmaps);
+
+	guard(mutex)(&ap->alloc_lock);
+	xa_for_each_range(&ap->pages, idx, page, first, first + nr - 1) {
+		xa_erase(&ap->pages, idx);
+		put_page(page);
+		freed++;
+	}
+	ap->held -= freed;
+	kvmq_pool_sub(freed);
+	return freed;
+}
+
+/* Called when the per-VM file is released: no VMA maps the aperture. */
+void kvmq_aperture_detach(struct kvmq_vm *vm)
+{
+	guard(rwsem_write)(&vm->ap.lock);
+	vm->mapping = NULL;
+}
+
 static int kvmq_ap_pages_get(void *data, u64 *val)
 {
 	*val = atomic_long_read(&kvmq_ap_pages);
@@ -276,11 +476,32 @@ static int kvmq_ap_pages_get(void *data, u64 *val)
 DEFINE_DEBUGFS_ATTRIBUTE(kvmq_ap_pages_fops, kvmq_ap_pages_get, NULL,
 			 "%llu\n");
 
+static int kvmq_stat_get(void *data, u64 *val)
+{
+	*val = atomic64_read(data);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(kvmq_stat_fops, kvmq_stat_get, NULL, "%llu\n");
+
 void __init kvmq_aperture_module_init(void)
 {
+	static const struct {
+		const char *name;
+		atomic64_t *val;
+	} stats[] = {
+		{ "messages", &kvmq_stats.messages },
+		{ "bytes_copied", &kvmq_stats.bytes_copied },
+		{ "pages_moved", &kvmq_stats.pages_moved },
+		{ "unmaps", &kvmq_stats.unmaps },
+	};
+	int i;
+
 	kvmq_debugfs = debugfs_create_dir("kvmq", NULL);
 	debugfs_create_file_unsafe("aperture_pages", 0400, kvmq_debugfs, NULL,
 				   &kvmq_ap_pages_fops);
+	for (i = 0; i < ARRAY_SIZE(stats); i++)
+		debugfs_create_file_unsafe(stats[i].name, 0400, kvmq_debugfs,
+					   stats[i].val, &kvmq_stat_fops);
 }
 
 void kvmq_aperture_module_exit(void)

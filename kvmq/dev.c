@@ -18,6 +18,10 @@ union kvmq_ioctl_buf {
 	struct kvmq_attach_vm attach;
 	struct kvmq_vm_identity identity;
 	struct kvmq_vm_aperture aperture;
+	struct kvmq_create_group group;
+	struct kvmq_vm_queues queues;
+	struct kvmq_vm_grant grant;
+	struct kvmq_vm_post post;
 };
 
 /* Every argument structure starts with the same two fields. */
@@ -88,11 +92,18 @@ static long kvmq_ioctl_attach_vm(void *priv, void *arg)
 	return kvmq_vm_attach(attach->vm_fd);
 }
 
+static long kvmq_ioctl_create_group(void *priv, void *arg)
+{
+	return kvmq_group_create();
+}
+
 static const struct kvmq_ioctl_op kvmq_dev_ioctls[] = {
 	KVMQ_IOCTL_OP(KVMQ_GET_INFO, kvmq_get_info, struct kvmq_info,
 		      __reserved, true),
 	KVMQ_IOCTL_OP(KVMQ_ATTACH_VM, kvmq_ioctl_attach_vm,
 		      struct kvmq_attach_vm, __reserved, false),
+	KVMQ_IOCTL_OP(KVMQ_CREATE_GROUP, kvmq_ioctl_create_group,
+		      struct kvmq_create_group, flags, false),
 };
 
 static long kvmq_dev_ioctl(struct file *file, unsigned int cmd,
@@ -137,7 +148,7 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, size) != 0);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, flags) != 4);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, id) != 8);
-	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, __reserved) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_identity, group_fd) != 12);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_identity) != 16);
 
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, size) != 0);
@@ -147,6 +158,44 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, quota) != 24);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, held) != 32);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_aperture) != 40);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_create_group, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_create_group, flags) != 4);
+	BUILD_BUG_ON(sizeof(struct kvmq_create_group) != 8);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, nr_queues) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, nr_vcpu_queues) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, depth) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, __reserved) != 20);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_queues) != 24);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, queue) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, sender) != 12);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_grant) != 16);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, queue) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, len) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, data) != 16);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_post) != 24);
+
+	/* The guest ABI: same layout for 32- and 64-bit guests. */
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, kind) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, sender) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, nr) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, len) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, __reserved) != 20);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, gpa) != 24);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, data) != 32);
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, gpas) != 32);
+	BUILD_BUG_ON(sizeof(struct kvmq_msg) != 32 + KVMQ_MSG_BYTES_MAX);
+	BUILD_BUG_ON(KVMQ_MSG_PAGES_MAX * sizeof(__u64) != KVMQ_MSG_BYTES_MAX);
 
 	BUILD_BUG_ON(sizeof(union kvmq_ioctl_buf) > 256);
 }

@@ -31,14 +31,15 @@ static bool kvmq_hc_nr_valid(unsigned long nr)
 
 static unsigned long kvmq_hc_self_id(struct kvmq_vm *vm)
 {
-	u32 id = READ_ONCE(vm->id);
+	u32 id = kvmq_vm_id(vm);
 
 	if (!id)
 		return -ENOENT;
 	return id;
 }
 
-static unsigned long kvmq_hypercall(struct kvmq_vm *vm, unsigned long nr,
+static unsigned long kvmq_hypercall(struct kvmq_vm *vm,
+				    struct kvm_vcpu *vcpu, unsigned long nr,
 				    unsigned long a0, unsigned long a1,
 				    unsigned long a2, unsigned long a3)
 {
@@ -49,6 +50,20 @@ static unsigned long kvmq_hypercall(struct kvmq_vm *vm, unsigned long nr,
 		return KVMQ_FEATURES_ALL;
 	case KVMQ_HC_SELF_ID:
 		return kvmq_hc_self_id(vm);
+	case KVMQ_HC_SEND:
+		if (a0 > U32_MAX || a1 > U32_MAX)
+			return -ENOENT;
+		return kvmq_hc_send(vm, a0, a1, a2);
+	case KVMQ_HC_RECV:
+		if (a0 > U32_MAX)
+			return -ENOENT;
+		return kvmq_hc_recv(vm, vcpu, a0, a1);
+	case KVMQ_HC_QLEN:
+		if (a0 > U32_MAX)
+			return -ENOENT;
+		return kvmq_hc_qlen(vm, a0);
+	case KVMQ_HC_RELEASE:
+		return kvmq_ap_release(vm, a0, a1);
 	default:
 		return -KVM_ENOSYS;
 	}
@@ -85,10 +100,10 @@ static unsigned long kvmq_emulate_hypercall(struct kvm_vcpu *vcpu,
 		/* NULL if the VM detached after kvmq_ftrace_handler(). */
 		vm = kvmq_vm_get_by_kvm(vcpu->kvm);
 		if (vm) {
-			trace_kvmq_hypercall(READ_ONCE(vm->id), vcpu->vcpu_id,
+			trace_kvmq_hypercall(kvmq_vm_id(vm), vcpu->vcpu_id,
 					     nr, a0, a1, a2, a3);
-			ret = kvmq_hypercall(vm, nr, a0, a1, a2, a3);
-			trace_kvmq_hypercall_done(READ_ONCE(vm->id),
+			ret = kvmq_hypercall(vm, vcpu, nr, a0, a1, a2, a3);
+			trace_kvmq_hypercall_done(kvmq_vm_id(vm),
 						  vcpu->vcpu_id, nr, ret);
 			kvmq_vm_put(vm);
 		} else {

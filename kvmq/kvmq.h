@@ -5,7 +5,11 @@
  * Lock ordering (the one list is kept in Documentation/locking.rst):
  *
  *   kvmq_lock (mutex)
- *   mmap_lock -> kvmq_aperture.lock (rwsem) -> kvmq_aperture.alloc_lock
+ *   mmap_lock -> kvmq_aperture.lock (rwsem) -> kvmq_queue.lock (mutex)
+ *     -> kvmq_aperture.alloc_lock (mutex)
+ *
+ * No kvmq lock is held while guest memory is read or written: such an
+ * access may fault into an aperture (mmap_lock, kvmq_aperture.lock).
  *
  * Hypercall handlers run in a vCPU thread; they find their VM under RCU and
  * hold a reference (kvmq_vm_get_by_kvm()) for the duration of the call.
@@ -47,13 +51,87 @@ struct kvmq_aperture {
 };
 
 /**
+ * struct kvmq_group - a namespace of identities
+ * @ref: one reference from the group file, one per member VM
+ * @ids: identity -> struct kvmq_vm; writers hold kvmq_lock, readers RCU
+ * @rcu: deferred free, for RCU readers of @ids
+ */
+struct kvmq_group {
+	struct kref ref;
+	struct xarray ids;
+	struct rcu_head rcu;
+};
+
+/**
+ * struct kvmq_kmsg - a message in a queue
+ * @node: entry in kvmq_queue::msgs
+ * @kind: KVMQ_MSG_*
+ * @sender: identity stamped at send time (KVMQ_ID_VMM for a post)
+ * @nr: pages or blocks, as the sender gave it
+ * @len: payload bytes
+ * @npages: entries of @pages (0 for BYTES)
+ * @pages: PAGES and BLOCKS: the pages, owned by the message
+ * @data: BYTES: the payload
+ */
+struct kvmq_kmsg {
+	struct list_head node;
+	u32 kind;
+	u32 sender;
+	u32 nr;
+	u32 len;
+	u32 npages;
+	union {
+		DECLARE_FLEX_ARRAY(struct page *, pages);
+		DECLARE_FLEX_ARRAY(u8, data);
+	};
+};
+
+/**
+ * struct kvmq_queue - one inbound queue
+ * @lock: protects every other field
+ * @msgs: struct kvmq_kmsg, oldest first
+ * @len: messages in @msgs; read locklessly by KVMQ_HC_QLEN
+ * @dead: the VM detached; nothing more is enqueued
+ * @allow: sender identity -> xa_mk_value(1): who may send here
+ */
+struct kvmq_queue {
+	struct mutex lock;		/* all of the queue */
+	struct list_head msgs;
+	u32 len;
+	bool dead;
+	struct xarray allow;
+};
+
+/**
+ * struct kvmq_queues - the inbound queues of one VM
+ * @nr_queues: VM queues, first in @q
+ * @nr_vcpu_queues: per-vCPU queues, after the VM queues in @q
+ * @depth: the most messages in one queue
+ * @nr_total: entries of @q
+ * @q: the queues
+ */
+struct kvmq_queues {
+	u32 nr_queues;
+	u32 nr_vcpu_queues;
+	u32 depth;
+	u32 nr_total;
+	struct kvmq_queue q[] __counted_by(nr_total);
+};
+
+/**
  * struct kvmq_vm - kvmq state of one attached KVM VM
  * @kvm: the VM; a reference is held for the life of this object
  * @hnode: entry in the table of attached VMs, keyed by @kvm.  Protected by
  *	kvmq_lock for writers, RCU for readers.
  * @ref: references: one from the per-VM file, one per running hypercall
  * @id: identity assigned by the VMM, 0 if none.  Written once under
- *	kvmq_lock; read locklessly with READ_ONCE().
+ *	kvmq_lock, after @group; read locklessly with smp_load_acquire().
+ * @group: the group the VM joined with its identity, NULL if none
+ * @mapping: address space of the per-VM file, through which the aperture
+ *	is mapped; NULL once the file is released.  Written under @ap.lock
+ *	held for write, read under @ap.lock.
+ * @queues: inbound queues; NULL until KVMQ_VM_SET_QUEUES, then constant.
+ *	Published with smp_store_release().
  * @ap: the VM's aperture
  * @rcu: deferred free, for RCU readers of @hnode
  */
@@ -62,6 +140,9 @@ struct kvmq_vm {
 	struct hlist_node hnode;
 	struct kref ref;
 	u32 id;
+	struct kvmq_group *group;
+	struct address_space *mapping;
+	struct kvmq_queues *queues;
 	struct kvmq_aperture ap;
 	struct rcu_head rcu;
 };
@@ -70,7 +151,28 @@ struct kvmq_vm {
 int kvmq_vm_attach(int vm_fd);
 bool kvmq_vm_is_attached(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_by_kvm(struct kvm *kvm);
+struct kvmq_vm *kvmq_vm_get_peer(struct kvmq_vm *vm, u32 id);
 void kvmq_vm_put(struct kvmq_vm *vm);
+u32 kvmq_vm_id(struct kvmq_vm *vm);
+int kvmq_group_create(void);
+
+/* queue.c */
+long kvmq_vm_set_queues(void *priv, void *arg);
+long kvmq_vm_get_queues(void *priv, void *arg);
+long kvmq_vm_grant(void *priv, void *arg);
+long kvmq_vm_revoke(void *priv, void *arg);
+long kvmq_vm_post(void *priv, void *arg);
+void kvmq_queues_kill(struct kvmq_vm *vm);
+void kvmq_queues_destroy(struct kvmq_vm *vm);
+long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa);
+long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
+		  gpa_t gpa);
+long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue);
+void kvmq_kmsg_free(struct kvmq_kmsg *msg);
+int kvmq_enqueue_check(struct kvmq_queues *qs, struct kvmq_queue *q,
+		       u32 sender);
+int kvmq_enqueue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+			struct kvmq_kmsg *msg);
 
 /* aperture.c */
 void kvmq_aperture_init(struct kvmq_aperture *ap);
@@ -80,6 +182,30 @@ long kvmq_vm_get_aperture(void *priv, void *arg);
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
 void kvmq_aperture_module_init(void);
 void kvmq_aperture_module_exit(void);
+int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
+		 struct kvmq_kmsg *msg, struct kvmq_queues *qs,
+		 struct kvmq_queue *q);
+int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
+		  gpa_t *gpa);
+long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);
+void kvmq_pool_sub(long nr);
+void kvmq_aperture_detach(struct kvmq_vm *vm);
+
+/**
+ * struct kvmq_stats - host-wide counters, in debugfs
+ * @messages: messages sent (guests and VMMs)
+ * @bytes_copied: payload bytes of BYTES messages, copied twice each
+ * @pages_moved: pages moved from a sender's aperture into a queue
+ * @unmaps: unmap_mapping_pages() calls of moves and releases
+ */
+struct kvmq_stats {
+	atomic64_t messages;
+	atomic64_t bytes_copied;
+	atomic64_t pages_moved;
+	atomic64_t unmaps;
+};
+
+extern struct kvmq_stats kvmq_stats;
 
 /* dev.c */
 

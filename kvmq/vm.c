@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Attached VMs: the per-VM kvmq file, identities, and lookup from a vCPU.
+ * Attached VMs: the per-VM kvmq file, groups and identities, and lookup
+ * from a vCPU.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -15,18 +16,95 @@
 #include "kvmq.h"
 
 /*
- * kvmq_lock protects: the writers of kvmq_vms, kvmq_ids, and the assignment
- * of kvmq_vm::id.  Taken in process context only.  No KVM lock is taken
- * under it and kvm_put_kvm() is never called with it held; under it kvmq
- * only allocates, creates the per-VM file and takes the xarray's own lock.
+ * kvmq_lock protects: the writers of kvmq_vms, of every group's identities,
+ * and the assignment of kvmq_vm::id and ::group.  Taken in process context
+ * only.  No KVM lock is taken under it and kvm_put_kvm() is never called
+ * with it held; under it kvmq only allocates, creates the per-VM file and
+ * takes the xarrays' own locks.
  */
 static DEFINE_MUTEX(kvmq_lock);
 
 /* Attached VMs keyed by struct kvm *; RCU readers, writers hold kvmq_lock. */
 static DEFINE_HASHTABLE(kvmq_vms, 6);
 
-/* Identity -> struct kvmq_vm *; modified under kvmq_lock. */
-static DEFINE_XARRAY(kvmq_ids);
+static void kvmq_group_free(struct kref *ref)
+{
+	struct kvmq_group *group = container_of(ref, struct kvmq_group, ref);
+
+	/* Members held references: none is left in @ids. */
+	WARN_ON_ONCE(!xa_empty(&group->ids));
+	xa_destroy(&group->ids);
+	kfree_rcu(group, rcu);
+}
+
+static void kvmq_group_put(struct kvmq_group *group)
+{
+	kref_put(&group->ref, kvmq_group_free);
+}
+
+static int kvmq_group_release(struct inode *inode, struct file *file)
+{
+	kvmq_group_put(file->private_data);
+	return 0;
+}
+
+static const struct file_operations kvmq_group_fops = {
+	.owner = THIS_MODULE,
+	.release = kvmq_group_release,
+	.llseek = noop_llseek,
+};
+
+/**
+ * kvmq_group_create - create a group and a file descriptor for it
+ *
+ * Return: the file descriptor, or a negative errno.
+ */
+int kvmq_group_create(void)
+{
+	struct kvmq_group *group;
+	int fd;
+
+	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
+	if (!group)
+		return -ENOMEM;
+	kref_init(&group->ref);
+	xa_init(&group->ids);
+
+	fd = anon_inode_getfd("[kvmq-group]", &kvmq_group_fops, group,
+			      O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		kfree(group);
+	return fd;
+}
+
+/* The VM's identity, 0 if none; its group is set once it is not 0. */
+u32 kvmq_vm_id(struct kvmq_vm *vm)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_identity(). */
+	return smp_load_acquire(&vm->id);
+}
+
+/**
+ * kvmq_vm_get_peer - take a reference on the VM of @id in @vm's group
+ * @vm: a VM with an identity
+ * @id: the identity to look up
+ *
+ * Return: the VM (possibly @vm itself), or NULL if the group has no @id.
+ * Drop the reference with kvmq_vm_put().
+ */
+struct kvmq_vm *kvmq_vm_get_peer(struct kvmq_vm *vm, u32 id)
+{
+	struct kvmq_vm *peer;
+
+	if (!kvmq_vm_id(vm))
+		return NULL;
+
+	guard(rcu)();
+	peer = xa_load(&vm->group->ids, id);
+	if (peer && !kref_get_unless_zero(&peer->ref))
+		peer = NULL;
+	return peer;
+}
 
 /* Caller holds rcu_read_lock() or kvmq_lock. */
 static struct kvmq_vm *kvmq_vm_find(struct kvm *kvm)
@@ -82,7 +160,10 @@ static void kvmq_vm_free(struct kref *ref)
 {
 	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
 
+	kvmq_queues_destroy(vm);
 	kvmq_aperture_destroy(&vm->ap);
+	if (vm->group)
+		kvmq_group_put(vm->group);
 	kvm_put_kvm(vm->kvm);
 	kfree_rcu(vm, rcu);
 }
@@ -99,9 +180,16 @@ static int kvmq_vm_release(struct inode *inode, struct file *file)
 	mutex_lock(&kvmq_lock);
 	hash_del_rcu(&vm->hnode);
 	if (vm->id)
-		xa_erase(&kvmq_ids, vm->id);
+		xa_erase(&vm->group->ids, vm->id);
 	mutex_unlock(&kvmq_lock);
 
+	/*
+	 * Hypercalls still running hold references; they may not move pages
+	 * through the file's mapping any more, nor enqueue messages that no
+	 * one would receive.  What is queued is freed with the VM.
+	 */
+	kvmq_aperture_detach(vm);
+	kvmq_queues_kill(vm);
 	kvmq_vm_put(vm);
 	return 0;
 }
@@ -110,44 +198,61 @@ static long kvmq_vm_set_identity(void *priv, void *arg)
 {
 	struct kvmq_vm_identity *ident = arg;
 	struct kvmq_vm *vm = priv;
+	struct kvmq_group *group;
 	int ret;
 
-	if (ident->__reserved || !ident->id || ident->id > KVMQ_ID_MAX)
+	if (!ident->id || ident->id > KVMQ_ID_MAX)
 		return -EINVAL;
+
+	CLASS(fd, f)(ident->group_fd);
+	if (fd_empty(f))
+		return -EBADF;
+	if (fd_file(f)->f_op != &kvmq_group_fops)
+		return -EINVAL;
+	group = fd_file(f)->private_data;
 
 	guard(mutex)(&kvmq_lock);
 	if (vm->id)
 		return -EBUSY;
 
-	ret = xa_insert(&kvmq_ids, ident->id, vm, GFP_KERNEL_ACCOUNT);
+	ret = xa_insert(&group->ids, ident->id, vm, GFP_KERNEL_ACCOUNT);
 	if (ret)
 		return ret == -EBUSY ? -EEXIST : ret;
 
-	WRITE_ONCE(vm->id, ident->id);
+	kref_get(&group->ref);
+	vm->group = group;
+	/* Publish: pairs with smp_load_acquire() in kvmq_vm_id(). */
+	smp_store_release(&vm->id, ident->id);
 	return 0;
 }
 
 static long kvmq_vm_get_identity(void *priv, void *arg)
 {
 	struct kvmq_vm_identity *ident = arg;
-	struct kvmq_vm *vm = priv;
 
-	if (ident->__reserved)
-		return -EINVAL;
-
-	ident->id = READ_ONCE(vm->id);
+	ident->id = kvmq_vm_id(priv);
 	return 0;
 }
 
 static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 	KVMQ_IOCTL_OP(KVMQ_VM_SET_IDENTITY, kvmq_vm_set_identity,
-		      struct kvmq_vm_identity, __reserved, false),
+		      struct kvmq_vm_identity, group_fd, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_GET_IDENTITY, kvmq_vm_get_identity,
-		      struct kvmq_vm_identity, __reserved, true),
+		      struct kvmq_vm_identity, group_fd, true),
 	KVMQ_IOCTL_OP(KVMQ_VM_SET_APERTURE, kvmq_vm_set_aperture,
 		      struct kvmq_vm_aperture, held, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_GET_APERTURE, kvmq_vm_get_aperture,
 		      struct kvmq_vm_aperture, held, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_SET_QUEUES, kvmq_vm_set_queues,
+		      struct kvmq_vm_queues, __reserved, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_GET_QUEUES, kvmq_vm_get_queues,
+		      struct kvmq_vm_queues, __reserved, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_GRANT, kvmq_vm_grant,
+		      struct kvmq_vm_grant, sender, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_REVOKE, kvmq_vm_revoke,
+		      struct kvmq_vm_grant, sender, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_POST, kvmq_vm_post,
+		      struct kvmq_vm_post, data, false),
 };
 
 static long kvmq_vm_ioctl(struct file *file, unsigned int cmd,
@@ -222,6 +327,7 @@ int kvmq_vm_attach(int vm_fd)
 		goto err_unlock;
 	}
 
+	vm->mapping = file->f_mapping;
 	/* The VM fd is held (f), so the VM is alive to take a reference. */
 	kvm_get_kvm(kvm);
 	hash_add_rcu(kvmq_vms, &vm->hnode, (unsigned long)kvm);

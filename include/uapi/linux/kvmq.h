@@ -37,14 +37,16 @@
 #include <linux/ioctl.h>
 
 /* Version of the ABI described by this header (ioctls and hypercalls). */
-#define KVMQ_ABI_VERSION	1
+#define KVMQ_ABI_VERSION	2
 
 #define KVMQ_TYPE		0xB9
 
 /* Feature bits reported by KVMQ_GET_INFO and KVMQ_HC_FEATURES. */
 #define KVMQ_FEATURE_IDENTITY	(1ULL << 0)	/* KVMQ_HC_SELF_ID, identities */
 #define KVMQ_FEATURE_APERTURE	(1ULL << 1)	/* KVMQ_VM_SET_APERTURE, mmap */
-#define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE)
+#define KVMQ_FEATURE_QUEUES	(1ULL << 2)	/* queues, send, receive */
+#define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
+				 KVMQ_FEATURE_QUEUES)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -108,26 +110,51 @@ struct kvmq_attach_vm {
 #define KVMQ_ATTACH_VM		_IO(KVMQ_TYPE, 0x01)
 
 /**
+ * struct kvmq_create_group - ioctl(KVMQ_CREATE_GROUP)
+ * @size: sizeof(struct kvmq_create_group)
+ * @flags: must be 0
+ *
+ * Issued on /dev/kvmq.  Creates a group and returns a new file descriptor
+ * (O_RDWR | O_CLOEXEC) for it.  A group is a namespace of identities: VMs
+ * exchange messages only with VMs of their own group.  The file descriptor
+ * is the capability to name VMs into the group; pass it to each VMM that
+ * may join (inheritance, or SCM_RIGHTS over a unix socket).  The group lives
+ * while the file or any member VM does.
+ *
+ * Errors: ENOMEM, EMFILE, ENFILE.
+ */
+struct kvmq_create_group {
+	__u32 size;
+	__u32 flags;
+};
+
+#define KVMQ_CREATE_GROUP	_IO(KVMQ_TYPE, 0x02)
+
+/**
  * struct kvmq_vm_identity - ioctl(KVMQ_VM_SET_IDENTITY/KVMQ_VM_GET_IDENTITY)
  * @size: sizeof(struct kvmq_vm_identity)
  * @flags: must be 0
  * @id: the VM's identity; input of SET, output of GET.  Identities are
- *	1 to KVMQ_ID_MAX and unique among attached VMs on the host; 0 means
- *	"none".  KVMQ_ID_MAX keeps them positive in a 32-bit guest's RAX,
- *	where they cannot be mistaken for a negated errno.
- * @__reserved: must be 0
+ *	1 to KVMQ_ID_MAX and unique within a group; 0 means "none".
+ *	KVMQ_ID_MAX keeps them positive in a 32-bit guest's RAX, where they
+ *	cannot be mistaken for a negated errno.
+ * @group_fd: input of SET: a group file descriptor (KVMQ_CREATE_GROUP) the
+ *	VM joins.  Ignored by GET.
  *
- * Issued on the per-VM kvmq file.  SET assigns the identity under which the
- * VM is known to its peers and which KVMQ_HC_SELF_ID returns to its guest.
- * The identity is fixed for the lifetime of the attachment.  GET returns it
- * (0 if none was assigned).
+ * Issued on the per-VM kvmq file.  SET makes the VM a member of the group
+ * under identity @id: the identity under which its peers address it, which
+ * kvmq stamps on every message it sends, and which KVMQ_HC_SELF_ID returns
+ * to its guest.  Identity and group are fixed for the lifetime of the
+ * attachment.  GET returns the identity (0 if none was assigned).
  *
  * Errors of SET:
  *
  *  ======= ================================================================
- *  EINVAL  @id is 0 or larger than KVMQ_ID_MAX
+ *  EINVAL  @id is 0 or larger than KVMQ_ID_MAX, or @group_fd is not a kvmq
+ *          group
+ *  EBADF   @group_fd is not an open file descriptor
  *  EBUSY   the VM already has an identity
- *  EEXIST  another attached VM has the identity @id
+ *  EEXIST  another VM of the group has the identity @id
  *  ENOMEM  out of memory
  *  ======= ================================================================
  */
@@ -135,7 +162,7 @@ struct kvmq_vm_identity {
 	__u32 size;
 	__u32 flags;
 	__u32 id;
-	__u32 __reserved;
+	__s32 group_fd;
 };
 
 #define KVMQ_ID_MAX		0x7fffffffU
@@ -192,6 +219,121 @@ struct kvmq_vm_aperture {
 #define KVMQ_VM_SET_APERTURE	_IO(KVMQ_TYPE, 0x12)
 #define KVMQ_VM_GET_APERTURE	_IO(KVMQ_TYPE, 0x13)
 
+/**
+ * struct kvmq_vm_queues - ioctl(KVMQ_VM_SET_QUEUES/KVMQ_VM_GET_QUEUES)
+ * @size: sizeof(struct kvmq_vm_queues)
+ * @flags: must be 0
+ * @nr_queues: queues of the VM, numbered 0 to @nr_queues - 1; 1 to
+ *	KVMQ_QUEUES_MAX
+ * @nr_vcpu_queues: per-vCPU queues, numbered KVMQ_QUEUE_VCPU(vcpu_id) for
+ *	vcpu_id 0 to @nr_vcpu_queues - 1; at least the number of vCPUs the VM
+ *	has, at most KVMQ_VCPU_QUEUES_MAX
+ * @depth: messages each queue holds at most; 1 to KVMQ_DEPTH_MAX
+ * @__reserved: must be 0
+ *
+ * Issued on the per-VM kvmq file.  SET creates the VM's inbound queues,
+ * once per attachment.  Any vCPU of the VM may receive from a VM queue;
+ * only the vCPU whose vcpu_id is n receives from KVMQ_QUEUE_VCPU(n).  A new
+ * queue accepts messages only from the VMM (KVMQ_VM_POST) until senders are
+ * granted with KVMQ_VM_GRANT.  GET returns the configuration.
+ *
+ * Errors of SET:
+ *
+ *  ======= ================================================================
+ *  EINVAL  a count or @depth out of range, fewer vCPU queues than vCPUs
+ *  EBUSY   the VM already has queues
+ *  ENOMEM  out of memory
+ *  ======= ================================================================
+ *
+ * GET fails with ENODEV if the VM has no queues.
+ */
+struct kvmq_vm_queues {
+	__u32 size;
+	__u32 flags;
+	__u32 nr_queues;
+	__u32 nr_vcpu_queues;
+	__u32 depth;
+	__u32 __reserved;
+};
+
+#define KVMQ_QUEUES_MAX		64
+#define KVMQ_VCPU_QUEUES_MAX	4096
+#define KVMQ_DEPTH_MAX		4096
+#define KVMQ_QUEUE_VCPU_BASE	0x10000U
+#define KVMQ_QUEUE_VCPU(vcpu_id)	(KVMQ_QUEUE_VCPU_BASE + (vcpu_id))
+
+#define KVMQ_VM_SET_QUEUES	_IO(KVMQ_TYPE, 0x14)
+#define KVMQ_VM_GET_QUEUES	_IO(KVMQ_TYPE, 0x15)
+
+/**
+ * struct kvmq_vm_grant - ioctl(KVMQ_VM_GRANT/KVMQ_VM_REVOKE)
+ * @size: sizeof(struct kvmq_vm_grant)
+ * @flags: must be 0
+ * @queue: a queue of this VM (see struct kvmq_vm_queues)
+ * @sender: identity, in this VM's group, of the VM allowed to send
+ *
+ * Issued on the per-VM kvmq file of the receiving VM: inbound permissions
+ * belong to the receiver's VMM.  GRANT lets the VM with identity @sender
+ * send to @queue; REVOKE takes that back.  A send checks the permission
+ * when it enqueues: once REVOKE returns, no further message of @sender
+ * enters @queue.  Messages already queued stay and can be received.  A
+ * grant names an identity, not a VM: it applies to whichever VM holds
+ * @sender in the group, now or later.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  EINVAL  @queue does not exist, @sender is 0 or larger than KVMQ_ID_MAX
+ *  ENODEV  the VM has no queues
+ *  ENOENT  REVOKE: @sender was not granted @queue
+ *  EEXIST  GRANT: @sender was already granted @queue
+ *  ENOMEM  out of memory
+ *  ======= ================================================================
+ */
+struct kvmq_vm_grant {
+	__u32 size;
+	__u32 flags;
+	__u32 queue;
+	__u32 sender;
+};
+
+#define KVMQ_VM_GRANT		_IO(KVMQ_TYPE, 0x16)
+#define KVMQ_VM_REVOKE		_IO(KVMQ_TYPE, 0x17)
+
+/**
+ * struct kvmq_vm_post - ioctl(KVMQ_VM_POST)
+ * @size: sizeof(struct kvmq_vm_post)
+ * @flags: must be 0
+ * @queue: a queue of this VM
+ * @len: bytes at @data; at most KVMQ_MSG_BYTES_MAX
+ * @data: userspace address of the bytes
+ *
+ * Issued on the per-VM kvmq file.  Posts a KVMQ_MSG_BYTES message into a
+ * queue of the VM itself, with sender KVMQ_ID_VMM, which no guest can use.
+ * This is how a VMM conveys the identities of peers, or anything else, to
+ * its guest.  Permissions do not apply; queue depth does.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  EINVAL  @queue does not exist
+ *  E2BIG   @len is larger than KVMQ_MSG_BYTES_MAX
+ *  EFAULT  @data is not readable
+ *  ENODEV  the VM has no queues
+ *  EAGAIN  the queue is full
+ *  ENOMEM  out of memory
+ *  ======= ================================================================
+ */
+struct kvmq_vm_post {
+	__u32 size;
+	__u32 flags;
+	__u32 queue;
+	__u32 len;
+	__aligned_u64 data;
+};
+
+#define KVMQ_VM_POST		_IO(KVMQ_TYPE, 0x18)
+
 /*
  * Hypercalls.
  *
@@ -225,5 +367,77 @@ struct kvmq_vm_aperture {
  * -ENOENT if it has not assigned one yet.
  */
 #define KVMQ_HC_SELF_ID		(KVMQ_HC_BASE + 2)
+
+/*
+ * Messages.  RBX = destination identity, RCX = queue, RDX = guest-physical
+ * address of a struct kvmq_msg to send.  Returns 0 once the message is in
+ * the destination queue; see Documentation/hypercalls.rst for the errors.
+ */
+#define KVMQ_HC_SEND		(KVMQ_HC_BASE + 3)
+/*
+ * RBX = queue, RCX = guest-physical address of a struct kvmq_msg that kvmq
+ * fills with the next message of the queue.  Returns 0, or -EAGAIN if the
+ * queue is empty.
+ */
+#define KVMQ_HC_RECV		(KVMQ_HC_BASE + 4)
+/* RBX = queue.  Returns the number of messages in the queue. */
+#define KVMQ_HC_QLEN		(KVMQ_HC_BASE + 5)
+/*
+ * RBX = guest-physical address (4 KiB aligned) in the aperture, RCX = number
+ * of 4 KiB pages.  Gives the pages of that range back: they become free
+ * slots.  Returns the number of pages the range held.
+ */
+#define KVMQ_HC_RELEASE		(KVMQ_HC_BASE + 6)
+
+/* Identity stamped on messages posted by the VMM (KVMQ_VM_POST). */
+#define KVMQ_ID_VMM		0
+
+/* struct kvmq_msg kinds */
+#define KVMQ_MSG_BYTES		1	/* @len bytes copied from @data */
+#define KVMQ_MSG_PAGES		2	/* @nr 4 KiB pages moved */
+#define KVMQ_MSG_BLOCKS		3	/* @nr 2 MiB blocks moved */
+
+#define KVMQ_MSG_BYTES_MAX	2048
+#define KVMQ_MSG_PAGES_MAX	256
+#define KVMQ_MSG_BLOCKS_MAX	8
+#define KVMQ_MSG_BLOCK_SIZE	(1ULL << 21)
+
+/**
+ * struct kvmq_msg - a message, in guest memory
+ * @kind: KVMQ_MSG_*
+ * @flags: must be 0
+ * @sender: RECV: identity of the sending VM, stamped by kvmq
+ *	(KVMQ_ID_VMM for a message the VMM posted); SEND: must be 0
+ * @nr: PAGES and BLOCKS: number of pages or blocks, 1 to
+ *	KVMQ_MSG_PAGES_MAX or KVMQ_MSG_BLOCKS_MAX; BYTES: must be 0
+ * @len: payload bytes: at most KVMQ_MSG_BYTES_MAX for BYTES, at most
+ *	@nr times the page or block size otherwise.  kvmq carries it with the
+ *	message; it does not clear the pages beyond it.
+ * @__reserved: must be 0
+ * @gpa: RECV of PAGES and BLOCKS: guest-physical address in the receiver's
+ *	aperture where the @nr pages or blocks now are, contiguous, in the
+ *	order the sender listed them.  SEND: must be 0.
+ * @data: BYTES: the payload
+ * @gpas: SEND of PAGES and BLOCKS: guest-physical addresses of the pages
+ *	(4 KiB aligned) or blocks (2 MiB aligned) in the sender's aperture;
+ *	no address twice
+ *
+ * SEND reads the header and the part of @data or @gpas it needs; RECV
+ * writes the whole structure (its buffer must be sizeof(struct kvmq_msg)
+ * bytes).
+ */
+struct kvmq_msg {
+	__u32 kind;
+	__u32 flags;
+	__u32 sender;
+	__u32 nr;
+	__u32 len;
+	__u32 __reserved;
+	__aligned_u64 gpa;
+	union {
+		__u8 data[KVMQ_MSG_BYTES_MAX];
+		__aligned_u64 gpas[KVMQ_MSG_PAGES_MAX];
+	};
+};
 
 #endif /* _UAPI_LINUX_KVMQ_H */

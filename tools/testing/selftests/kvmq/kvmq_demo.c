@@ -58,10 +58,11 @@ int main(void)
 	};
 	struct kvmq_info info = { .size = sizeof(info) };
 	uint64_t total_hc = 0, total_exits = 0;
-	int dev, i, ok = 1;
+	int dev, group, i, ok = 1;
 	struct ucall uc;
 
 	dev = kvmq_open_dev();
+	group = kvmq_create_group(dev);
 	TEST_ASSERT(!ioctl(dev, KVMQ_GET_INFO, &info), "KVMQ_GET_INFO");
 	printf("kvmq: ABI %u, hypercalls 0x%x..0x%x, features 0x%llx\n",
 	       info.abi_version, info.hc_base,
@@ -73,7 +74,7 @@ int main(void)
 
 		d->vm = vm_create_with_one_vcpu(&d->vcpu, guest_code);
 		d->vmq = kvmq_attach(dev, d->vm);
-		kvmq_set_identity(d->vmq, d->id);
+		kvmq_set_identity(d->vmq, group, d->id);
 		printf("vm %-6s attached, identity %u\n", d->name, d->id);
 	}
 
@@ -109,6 +110,7 @@ int main(void)
 		close(d->vmq);
 		kvm_vm_free(d->vm);
 	}
+	close(group);
 	close(dev);
 
 	printf("\n%s: %llu kvmq hypercalls handled in the host kernel, %llu "

@@ -60,7 +60,7 @@ static void guest_kvm_hypercalls(void)
 }
 
 FIXTURE(hc) {
-	int dev;
+	int dev, group;
 	struct kvm_vm *vm;
 	struct kvm_vcpu *vcpu;
 };
@@ -68,12 +68,14 @@ FIXTURE(hc) {
 FIXTURE_SETUP(hc)
 {
 	self->dev = kvmq_open_dev();
+	self->group = kvmq_create_group(self->dev);
 	self->vm = vm_create_with_one_vcpu(&self->vcpu, NULL);
 }
 
 FIXTURE_TEARDOWN(hc)
 {
 	kvm_vm_free(self->vm);
+	close(self->group);
 	close(self->dev);
 }
 
@@ -81,7 +83,7 @@ TEST_F(hc, values)
 {
 	int vmq = kvmq_attach(self->dev, self->vm);
 
-	kvmq_set_identity(vmq, TEST_ID);
+	kvmq_set_identity(vmq, self->group, TEST_ID);
 	vcpu_arch_set_entry_point(self->vcpu, guest_attached);
 	vcpu_args_set(self->vcpu, 2, TEST_ID, 1);
 	kvmq_run_to_done(self->vcpu);
@@ -107,7 +109,7 @@ TEST_F(hc, no_userspace_exit)
 	int vmq = kvmq_attach(self->dev, self->vm);
 	uint64_t hcalls, exits, nr_hc;
 
-	kvmq_set_identity(vmq, TEST_ID);
+	kvmq_set_identity(vmq, self->group, TEST_ID);
 	vcpu_arch_set_entry_point(self->vcpu, guest_attached);
 	vcpu_args_set(self->vcpu, 2, TEST_ID, NR_LOOPS);
 
@@ -132,7 +134,7 @@ TEST_F(hc, detached)
 {
 	int vmq = kvmq_attach(self->dev, self->vm);
 
-	kvmq_set_identity(vmq, TEST_ID);
+	kvmq_set_identity(vmq, self->group, TEST_ID);
 	close(vmq);
 	vcpu_arch_set_entry_point(self->vcpu, guest_unattached);
 	kvmq_run_to_done(self->vcpu);
@@ -235,6 +237,7 @@ static struct kvm_vm *flat32_vm(void)
 TEST(cpl3)
 {
 	int dev = kvmq_open_dev();
+	int group = kvmq_create_group(dev);
 	struct kvm_vm *vm = flat32_vm();
 	int vmq;
 
@@ -243,10 +246,11 @@ TEST(cpl3)
 
 	vm = flat32_vm();
 	vmq = kvmq_attach(dev, vm);
-	kvmq_set_identity(vmq, TEST_ID);
+	kvmq_set_identity(vmq, group, TEST_ID);
 	EXPECT_EQ((uint32_t)-KVM_EPERM, flat32_hypercall(vm, 0, 3, KVMQ_HC_SELF_ID));
 	close(vmq);
 	kvm_vm_free(vm);
+	close(group);
 	close(dev);
 }
 
@@ -254,16 +258,18 @@ TEST(cpl3)
 TEST(guest_32bit)
 {
 	int dev = kvmq_open_dev();
+	int group = kvmq_create_group(dev);
 	struct kvm_vm *vm = flat32_vm();
 	int vmq = kvmq_attach(dev, vm);
 
 	EXPECT_EQ(KVMQ_ABI_VERSION, flat32_hypercall(vm, 0, 0, KVMQ_HC_VERSION));
 	EXPECT_EQ((uint32_t)-ENOENT, flat32_hypercall(vm, 1, 0, KVMQ_HC_SELF_ID));
 	/* The largest identity is still positive as a 32-bit value. */
-	kvmq_set_identity(vmq, KVMQ_ID_MAX);
+	kvmq_set_identity(vmq, group, KVMQ_ID_MAX);
 	EXPECT_EQ(KVMQ_ID_MAX, flat32_hypercall(vm, 2, 0, KVMQ_HC_SELF_ID));
 	close(vmq);
 	kvm_vm_free(vm);
+	close(group);
 	close(dev);
 }
 

@@ -16,19 +16,21 @@
 #include "kselftest_harness.h"
 
 FIXTURE(kvmq) {
-	int dev;
+	int dev, group;
 	struct kvm_vm *vm;
 };
 
 FIXTURE_SETUP(kvmq)
 {
 	self->dev = kvmq_open_dev();
+	self->group = kvmq_create_group(self->dev);
 	self->vm = vm_create_barebones();
 }
 
 FIXTURE_TEARDOWN(kvmq)
 {
 	kvm_vm_free(self->vm);
+	close(self->group);
 	close(self->dev);
 }
 
@@ -146,7 +148,7 @@ TEST_F(kvmq, attach_outlives_vm_fd)
 	/* The per-VM file holds the VM; closing the VM fd first is fine. */
 	kvm_vm_free(vm);
 	EXPECT_EQ(0, kvmq_get_identity(vmq));
-	kvmq_set_identity(vmq, 77);
+	kvmq_set_identity(vmq, self->group, 77);
 	EXPECT_EQ(77, kvmq_get_identity(vmq));
 	close(vmq);
 }
@@ -261,6 +263,7 @@ TEST_F(kvmq, other_process)
 		if (kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident) != -EIO)
 			ret |= 2;
 		ident.id = 5;
+		ident.group_fd = self->group;
 		if (kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident) != -EIO)
 			ret |= 4;
 		_exit(ret);
@@ -281,50 +284,93 @@ TEST_F(kvmq, identity)
 	struct kvm_vm *vm2 = vm_create_barebones();
 	int vmq = kvmq_attach(self->dev, self->vm);
 	int vmq2 = kvmq_attach(self->dev, vm2);
+	int g = self->group;
 
 	EXPECT_EQ(0, kvmq_get_identity(vmq));
-	kvmq_set_identity(vmq, 1);
+	kvmq_set_identity(vmq, g, 1);
 	EXPECT_EQ(1, kvmq_get_identity(vmq));
 
 	/* Set once. */
-	EXPECT_EQ(-1, __kvmq_set_identity(vmq, 2));
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq, g, 2));
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_EQ(1, kvmq_get_identity(vmq));
 
-	/* Unique among attached VMs; 0 is not an identity. */
-	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, 1));
+	/* Unique within the group; 0 is not an identity. */
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, g, 1));
 	EXPECT_EQ(EEXIST, errno);
-	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, 0));
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, g, 0));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, KVMQ_ID_MAX + 1));
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, g, KVMQ_ID_MAX + 1));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, UINT32_MAX));
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, g, UINT32_MAX));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, kvmq_get_identity(vmq2));
-	kvmq_set_identity(vmq2, KVMQ_ID_MAX);
+	kvmq_set_identity(vmq2, g, KVMQ_ID_MAX);
 	EXPECT_EQ(KVMQ_ID_MAX, kvmq_get_identity(vmq2));
 
 	/* Detaching releases the identity. */
 	close(vmq);
-	kvmq_set_identity(kvmq_attach(self->dev, self->vm), 1);
+	vmq = kvmq_attach(self->dev, self->vm);
+	kvmq_set_identity(vmq, g, 1);
 
+	close(vmq);
+	close(vmq2);
+	kvm_vm_free(vm2);
+}
+
+/* Groups are separate namespaces; only a group fd names a VM into one. */
+TEST_F(kvmq, groups)
+{
+	struct kvmq_create_group cg = { .size = sizeof(cg) };
+	struct kvm_vm *vm2 = vm_create_barebones();
+	int vmq = kvmq_attach(self->dev, self->vm);
+	int vmq2 = kvmq_attach(self->dev, vm2);
+	int g2 = kvmq_create_group(self->dev);
+
+	/* The same identity in two groups. */
+	kvmq_set_identity(vmq, self->group, 5);
+	kvmq_set_identity(vmq2, g2, 5);
+	EXPECT_EQ(5, kvmq_get_identity(vmq2));
+	close(vmq2);
+	vmq2 = kvmq_attach(self->dev, vm2);
+
+	/* Not a group: a closed fd, the device, a per-VM file, a VM fd. */
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, -1, 6));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, self->dev, 6));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, vmq, 6));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, vm2->fd, 6));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, kvmq_get_identity(vmq2));
+
+	/* A group outlives its fd while it has members. */
+	close(g2);
+	kvmq_set_identity(vmq2, self->group, 6);
+
+	cg.flags = 1;
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->dev, KVMQ_CREATE_GROUP, &cg));
+	cg.flags = 0;
+	cg.size = 4;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->dev, KVMQ_CREATE_GROUP, &cg));
+
+	close(vmq);
 	close(vmq2);
 	kvm_vm_free(vm2);
 }
 
 TEST_F(kvmq, identity_bad_struct)
 {
-	struct kvmq_vm_identity ident = { .size = sizeof(ident), .id = 9 };
+	struct kvmq_vm_identity ident = {
+		.size = sizeof(ident), .id = 9, .group_fd = self->group,
+	};
 	int vmq = kvmq_attach(self->dev, self->vm);
 
 	ident.flags = 1;
 	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
 	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
 	ident.flags = 0;
-	ident.__reserved = 1;
-	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
-	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_GET_IDENTITY, &ident));
-	ident.__reserved = 0;
 	ident.size = sizeof(ident) - 4;
 	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, &ident));
 	EXPECT_EQ(-EFAULT, kvmq_ioctl_err(vmq, KVMQ_VM_SET_IDENTITY, NULL));

@@ -147,11 +147,16 @@ static void guest_spin(void)
  */
 TEST_F(reload, vmm_killed)
 {
-	int i, dev, vmq, pipefd[2], status;
+	int i, dev, vmq, group, pipefd[2], status;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	char c;
 	pid_t pid;
+
+	/* The killed VMMs inherit the group. */
+	dev = kvmq_open_dev();
+	group = kvmq_create_group(dev);
+	close(dev);
 
 	for (i = 0; i < 3; i++) {
 		ASSERT_EQ(0, pipe(pipefd));
@@ -161,7 +166,7 @@ TEST_F(reload, vmm_killed)
 			int dev = kvmq_open_dev();
 
 			vm = vm_create_with_one_vcpu(&vcpu, guest_spin);
-			kvmq_set_identity(kvmq_attach(dev, vm), 7);
+			kvmq_set_identity(kvmq_attach(dev, vm), group, 7);
 			close(dev);
 			TEST_ASSERT(write(pipefd[1], "r", 1) == 1, "pipe");
 			vcpu_run(vcpu);
@@ -180,8 +185,9 @@ TEST_F(reload, vmm_killed)
 	dev = kvmq_open_dev();
 	vm = vm_create_barebones();
 	vmq = kvmq_attach(dev, vm);
-	kvmq_set_identity(vmq, 7);
+	kvmq_set_identity(vmq, group, 7);
 	close(vmq);
+	close(group);
 	close(dev);
 	kvm_vm_free(vm);
 
@@ -232,7 +238,7 @@ TEST_F(reload, loop)
 {
 	struct kvm_vcpu *vcpu[2];
 	struct kvm_vm *vm[2];
-	int i, j, dev, vmq[2];
+	int i, j, dev, group, vmq[2];
 
 	for (i = 0; i < NR_RELOADS; i++) {
 		if (!kvmq_loaded())
@@ -242,11 +248,13 @@ TEST_F(reload, loop)
 		for (j = 0; j < 2; j++)
 			vm[j] = vm_create_with_one_vcpu(&vcpu[j], NULL);
 		dev = kvmq_open_dev();
+		group = kvmq_create_group(dev);
 		for (j = 0; j < 2; j++) {
 			vmq[j] = kvmq_attach(dev, vm[j]);
-			kvmq_set_identity(vmq[j], j + 1);
+			kvmq_set_identity(vmq[j], group, j + 1);
 			run_guest(vm[j], vcpu[j], true);
 		}
+		close(group);
 		close(dev);
 
 		/* VM 0: VM fd first, then the kvmq file. */

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
+#include "processor.h"
 #include "kvmq_util.h"
 #include "test_util.h"
 
@@ -36,9 +39,19 @@ int kvmq_attach(int dev_fd, struct kvm_vm *vm)
 	return fd;
 }
 
-int __kvmq_set_identity(int vmq_fd, uint32_t id)
+int kvmq_create_group(int dev_fd)
+{
+	struct kvmq_create_group cg = { .size = sizeof(cg) };
+	int fd = ioctl(dev_fd, KVMQ_CREATE_GROUP, &cg);
+
+	TEST_ASSERT(fd >= 0, "KVMQ_CREATE_GROUP failed, errno %d", errno);
+	return fd;
+}
+
+int __kvmq_set_identity(int vmq_fd, int group_fd, uint32_t id)
 {
 	struct kvmq_vm_identity ident = {
+		.group_fd = group_fd,
 		.size = sizeof(ident),
 		.id = id,
 	};
@@ -46,9 +59,9 @@ int __kvmq_set_identity(int vmq_fd, uint32_t id)
 	return ioctl(vmq_fd, KVMQ_VM_SET_IDENTITY, &ident);
 }
 
-void kvmq_set_identity(int vmq_fd, uint32_t id)
+void kvmq_set_identity(int vmq_fd, int group_fd, uint32_t id)
 {
-	int ret = __kvmq_set_identity(vmq_fd, id);
+	int ret = __kvmq_set_identity(vmq_fd, group_fd, id);
 
 	TEST_ASSERT(!ret, "KVMQ_VM_SET_IDENTITY(%u) failed, errno %d", id,
 		    errno);
@@ -120,17 +133,110 @@ uint64_t kvmq_aperture_held(int vmq_fd)
 	return ap.held;
 }
 
-#define KVMQ_POOL_PATH "/sys/kernel/debug/kvmq/aperture_pages"
+uint64_t kvmq_debugfs_stat(const char *name)
+{
+	unsigned long long val;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvmq/%s", name);
+	f = fopen(path, "r");
+	TEST_ASSERT(f, "cannot open %s, errno %d", path, errno);
+	TEST_ASSERT(fscanf(f, "%llu", &val) == 1, "bad %s", path);
+	fclose(f);
+	return val;
+}
 
 uint64_t kvmq_pool_pages(void)
 {
-	unsigned long long pages;
-	FILE *f = fopen(KVMQ_POOL_PATH, "r");
+	return kvmq_debugfs_stat("aperture_pages");
+}
 
-	TEST_ASSERT(f, "cannot open " KVMQ_POOL_PATH ", errno %d", errno);
-	TEST_ASSERT(fscanf(f, "%llu", &pages) == 1, "bad " KVMQ_POOL_PATH);
-	fclose(f);
-	return pages;
+int __kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
+		      uint32_t depth)
+{
+	struct kvmq_vm_queues q = {
+		.size = sizeof(q),
+		.nr_queues = nr_queues,
+		.nr_vcpu_queues = nr_vcpu_queues,
+		.depth = depth,
+	};
+
+	return ioctl(vmq_fd, KVMQ_VM_SET_QUEUES, &q);
+}
+
+void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
+		     uint32_t depth)
+{
+	int ret = __kvmq_set_queues(vmq_fd, nr_queues, nr_vcpu_queues, depth);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_SET_QUEUES failed, errno %d", errno);
+}
+
+int kvmq_grant_err(int vmq_fd, unsigned long cmd, uint32_t queue,
+		   uint32_t sender)
+{
+	struct kvmq_vm_grant g = {
+		.size = sizeof(g), .queue = queue, .sender = sender,
+	};
+
+	return kvmq_ioctl_err(vmq_fd, cmd, &g);
+}
+
+void kvmq_grant(int vmq_fd, uint32_t queue, uint32_t sender)
+{
+	int ret = kvmq_grant_err(vmq_fd, KVMQ_VM_GRANT, queue, sender);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_GRANT(%u, %u) failed: %d", queue, sender,
+		    ret);
+}
+
+int kvmq_post_err(int vmq_fd, uint32_t queue, const void *data, uint32_t len)
+{
+	struct kvmq_vm_post post = {
+		.size = sizeof(post),
+		.queue = queue,
+		.len = len,
+		.data = (uintptr_t)data,
+	};
+
+	return kvmq_ioctl_err(vmq_fd, KVMQ_VM_POST, &post);
+}
+
+void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
+		      uint32_t id, void *guest_code, uint64_t ap_len,
+		      uint64_t quota, uint32_t depth)
+{
+	p->vm = vm_create_with_one_vcpu(&p->vcpu, guest_code);
+	p->vmq = kvmq_attach(dev_fd, p->vm);
+	p->id = id;
+	if (id)
+		kvmq_set_identity(p->vmq, group_fd, id);
+	kvmq_set_queues(p->vmq, 1, 2, depth);
+
+	p->ap_len = ap_len;
+	kvmq_set_aperture(p->vmq, KVMQ_TEST_AP_GPA, ap_len, quota);
+	p->ap = mmap(NULL, ap_len, PROT_READ | PROT_WRITE, MAP_SHARED, p->vmq,
+		     0);
+	TEST_ASSERT(p->ap != MAP_FAILED, "mmap failed, errno %d", errno);
+	vm_set_user_memory_region(p->vm, KVMQ_TEST_AP_SLOT, 0,
+				  KVMQ_TEST_AP_GPA, ap_len, p->ap);
+	virt_map_level(p->vm, KVMQ_TEST_AP_GPA, KVMQ_TEST_AP_GPA, ap_len,
+		       PG_LEVEL_2M);
+
+	p->msg_gva = vm_vaddr_alloc_page(p->vm);
+	p->msg_gpa = addr_gva2gpa(p->vm, p->msg_gva);
+	vcpu_args_set(p->vcpu, 2, p->msg_gva, p->msg_gpa);
+}
+
+void kvmq_peer_destroy(struct kvmq_peer *p)
+{
+	if (!p->vm)
+		return;
+	kvm_vm_free(p->vm);
+	munmap(p->ap, p->ap_len);
+	close(p->vmq);
+	p->vm = NULL;
 }
 
 uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc)

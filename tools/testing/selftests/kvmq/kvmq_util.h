@@ -15,6 +15,7 @@
 #include <linux/kvmq.h>
 
 #include "kvm_util.h"
+#include "processor.h"
 #include "ucall_common.h"
 
 #define KVMQ_DEV_PATH "/dev/kvmq"
@@ -25,8 +26,10 @@ int kvmq_open_dev(void);
 int __kvmq_attach(int dev_fd, int vm_fd);
 int kvmq_attach(int dev_fd, struct kvm_vm *vm);
 
-int __kvmq_set_identity(int vmq_fd, uint32_t id);
-void kvmq_set_identity(int vmq_fd, uint32_t id);
+/* A new group's file descriptor. */
+int kvmq_create_group(int dev_fd);
+int __kvmq_set_identity(int vmq_fd, int group_fd, uint32_t id);
+void kvmq_set_identity(int vmq_fd, int group_fd, uint32_t id);
 uint32_t kvmq_get_identity(int vmq_fd);
 
 /*
@@ -67,5 +70,53 @@ static inline int kvmq_ioctl_err(int fd, unsigned long cmd, void *arg)
 
 /* Read one statistic of a vCPU from KVM's binary stats interface. */
 uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);
+
+/* A host-wide kvmq counter from /sys/kernel/debug/kvmq/. */
+uint64_t kvmq_debugfs_stat(const char *name);
+
+int __kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
+		      uint32_t depth);
+void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
+		     uint32_t depth);
+/* KVMQ_VM_GRANT or KVMQ_VM_REVOKE (@cmd) as 0 or -errno. */
+int kvmq_grant_err(int vmq_fd, unsigned long cmd, uint32_t queue,
+		   uint32_t sender);
+void kvmq_grant(int vmq_fd, uint32_t queue, uint32_t sender);
+/* KVMQ_VM_POST as 0 or -errno. */
+int kvmq_post_err(int vmq_fd, uint32_t queue, const void *data, uint32_t len);
+
+/*
+ * A VM set up for messages: one vCPU running @guest_code, attached, named
+ * @id in @group, with an aperture of @ap_len bytes (quota @quota) at
+ * KVMQ_TEST_AP_GPA that the guest maps at the same virtual address (2 MiB
+ * pages), one VM queue and two vCPU queues (one more than vCPUs) of depth
+ * @depth, and a page for a
+ * struct kvmq_msg at @msg_gva / @msg_gpa.  The guest's first two arguments
+ * are @msg_gva and @msg_gpa.
+ */
+#define KVMQ_TEST_AP_GPA	0x40000000ULL
+#define KVMQ_TEST_AP_SLOT	10
+
+struct kvmq_peer {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	int vmq;
+	uint32_t id;
+	uint8_t *ap;		/* the VMM's view of the aperture */
+	uint64_t ap_len;
+	uint64_t msg_gva, msg_gpa;
+};
+
+void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
+		      uint32_t id, void *guest_code, uint64_t ap_len,
+		      uint64_t quota, uint32_t depth);
+void kvmq_peer_destroy(struct kvmq_peer *p);
+
+/* Guest side: a kvmq hypercall. */
+static inline int64_t kvmq_hc(uint64_t nr, uint64_t a0, uint64_t a1,
+			      uint64_t a2)
+{
+	return kvm_hypercall(nr, a0, a1, a2, 0);
+}
 
 #endif /* SELFTEST_KVMQ_UTIL_H */

@@ -1,0 +1,593 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Queues and messages: the send and receive hypercalls, inbound
+ * permissions, and messages posted by the VMM.
+ *
+ * A message is BYTES (copied from the sender's guest memory into a kernel
+ * buffer, then into the receiver's), PAGES or BLOCKS (pages taken out of
+ * the sender's aperture by kvmq_ap_take() and placed into free slots of the
+ * receiver's aperture by kvmq_ap_place()).  While queued, a message owns
+ * its pages; nothing maps them.
+ *
+ * Guest memory is read and written with no kvmq lock held: the access may
+ * fault into an aperture, whose fault handler takes kvmq_aperture.lock.
+ */
+#include <linux/kvm_host.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <uapi/linux/kvmq.h>
+
+#include "kvmq.h"
+
+/* The fixed part of struct kvmq_msg, which a send reads first. */
+struct kvmq_msg_hdr {
+	u32 kind;
+	u32 flags;
+	u32 sender;
+	u32 nr;
+	u32 len;
+	u32 __reserved;
+	u64 gpa;
+};
+
+#define KVMQ_MSG_HDR_SIZE	sizeof(struct kvmq_msg_hdr)
+
+/* The guest ABI's header and this copy of it must not drift apart. */
+static void kvmq_msg_hdr_check(void)
+{
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, kind) !=
+		     offsetof(struct kvmq_msg, kind));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, flags) !=
+		     offsetof(struct kvmq_msg, flags));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, sender) !=
+		     offsetof(struct kvmq_msg, sender));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, nr) !=
+		     offsetof(struct kvmq_msg, nr));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, len) !=
+		     offsetof(struct kvmq_msg, len));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, __reserved) !=
+		     offsetof(struct kvmq_msg, __reserved));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg_hdr, gpa) !=
+		     offsetof(struct kvmq_msg, gpa));
+	BUILD_BUG_ON(offsetof(struct kvmq_msg, data) != KVMQ_MSG_HDR_SIZE);
+}
+
+static struct kvmq_queues *kvmq_vm_queues(struct kvmq_vm *vm)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_queues(). */
+	return smp_load_acquire(&vm->queues);
+}
+
+/* The queue numbered @queue in @qs, or NULL. */
+static struct kvmq_queue *kvmq_queue(struct kvmq_queues *qs, u32 queue)
+{
+	if (!qs)
+		return NULL;
+	if (queue < qs->nr_queues)
+		return &qs->q[queue];
+	if (queue >= KVMQ_QUEUE_VCPU_BASE &&
+	    queue - KVMQ_QUEUE_VCPU_BASE < qs->nr_vcpu_queues)
+		return &qs->q[qs->nr_queues + queue - KVMQ_QUEUE_VCPU_BASE];
+	return NULL;
+}
+
+long kvmq_vm_set_queues(void *priv, void *arg)
+{
+	struct kvmq_vm_queues *cfg = arg;
+	struct kvmq_vm *vm = priv;
+	struct kvmq_queues *qs;
+	u32 i, total;
+
+	if (cfg->__reserved || !cfg->nr_queues ||
+	    cfg->nr_queues > KVMQ_QUEUES_MAX ||
+	    cfg->nr_vcpu_queues > KVMQ_VCPU_QUEUES_MAX ||
+	    cfg->nr_vcpu_queues < atomic_read(&vm->kvm->online_vcpus) ||
+	    !cfg->depth || cfg->depth > KVMQ_DEPTH_MAX)
+		return -EINVAL;
+
+	total = cfg->nr_queues + cfg->nr_vcpu_queues;
+	qs = kvzalloc(struct_size(qs, q, total), GFP_KERNEL_ACCOUNT);
+	if (!qs)
+		return -ENOMEM;
+	qs->nr_queues = cfg->nr_queues;
+	qs->nr_vcpu_queues = cfg->nr_vcpu_queues;
+	qs->depth = cfg->depth;
+	qs->nr_total = total;
+	for (i = 0; i < total; i++) {
+		mutex_init(&qs->q[i].lock);
+		INIT_LIST_HEAD(&qs->q[i].msgs);
+		xa_init(&qs->q[i].allow);
+	}
+
+	/* Publish: pairs with smp_load_acquire() in kvmq_vm_queues(). */
+	if (cmpxchg_release(&vm->queues, NULL, qs)) {
+		kvfree(qs);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+long kvmq_vm_get_queues(void *priv, void *arg)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(priv);
+	struct kvmq_vm_queues *cfg = arg;
+
+	if (cfg->__reserved)
+		return -EINVAL;
+	if (!qs)
+		return -ENODEV;
+	cfg->nr_queues = qs->nr_queues;
+	cfg->nr_vcpu_queues = qs->nr_vcpu_queues;
+	cfg->depth = qs->depth;
+	return 0;
+}
+
+static struct kvmq_queue *kvmq_grant_queue(struct kvmq_vm *vm,
+					   struct kvmq_vm_grant *g)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	struct kvmq_queue *q;
+
+	if (!qs)
+		return ERR_PTR(-ENODEV);
+	q = kvmq_queue(qs, g->queue);
+	if (!q || !g->sender || g->sender > KVMQ_ID_MAX)
+		return ERR_PTR(-EINVAL);
+	return q;
+}
+
+long kvmq_vm_grant(void *priv, void *arg)
+{
+	struct kvmq_vm_grant *g = arg;
+	struct kvmq_queue *q;
+	int ret;
+
+	q = kvmq_grant_queue(priv, g);
+	if (IS_ERR(q))
+		return PTR_ERR(q);
+
+	guard(mutex)(&q->lock);
+	ret = xa_insert(&q->allow, g->sender, xa_mk_value(1),
+			GFP_KERNEL_ACCOUNT);
+	return ret == -EBUSY ? -EEXIST : ret;
+}
+
+long kvmq_vm_revoke(void *priv, void *arg)
+{
+	struct kvmq_vm_grant *g = arg;
+	struct kvmq_queue *q;
+
+	q = kvmq_grant_queue(priv, g);
+	if (IS_ERR(q))
+		return PTR_ERR(q);
+
+	/* Under q->lock: no send that saw the grant is still enqueueing. */
+	guard(mutex)(&q->lock);
+	return xa_erase(&q->allow, g->sender) ? 0 : -ENOENT;
+}
+
+void kvmq_kmsg_free(struct kvmq_kmsg *msg)
+{
+	u32 i;
+
+	for (i = 0; i < msg->npages; i++)
+		put_page(msg->pages[i]);
+	kvmq_pool_sub(msg->npages);
+	kvfree(msg);
+}
+
+static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 len, u32 npages)
+{
+	size_t size = kind == KVMQ_MSG_BYTES ?
+		struct_size_t(struct kvmq_kmsg, data, len) :
+		struct_size_t(struct kvmq_kmsg, pages, npages);
+	struct kvmq_kmsg *msg;
+
+	msg = kvmalloc(size, GFP_KERNEL_ACCOUNT);
+	if (!msg)
+		return NULL;
+	msg->kind = kind;
+	msg->len = len;
+	msg->npages = npages;
+	return msg;
+}
+
+/**
+ * kvmq_enqueue_check - whether @q would take a message from @sender now
+ * @qs: the queues of the receiving VM
+ * @q: one of them, locked
+ * @sender: identity stamped on the message
+ *
+ * Return: 0, -ENOENT if the receiver detached, -EACCES if @sender is not
+ * allowed, -EAGAIN if the queue is full.
+ */
+int kvmq_enqueue_check(struct kvmq_queues *qs, struct kvmq_queue *q,
+		       u32 sender)
+{
+	lockdep_assert_held(&q->lock);
+
+	if (q->dead)
+		return -ENOENT;
+	if (sender != KVMQ_ID_VMM && !xa_load(&q->allow, sender))
+		return -EACCES;
+	if (q->len >= qs->depth)
+		return -EAGAIN;
+	return 0;
+}
+
+/**
+ * kvmq_enqueue_locked - append @msg to @q if the queue takes it
+ * @qs: the queues of the receiving VM
+ * @q: one of them, locked
+ * @msg: the message, with @msg->sender stamped
+ *
+ * Return: 0 or an error of kvmq_enqueue_check().
+ */
+int kvmq_enqueue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+			struct kvmq_kmsg *msg)
+{
+	int ret = kvmq_enqueue_check(qs, q, msg->sender);
+
+	if (ret)
+		return ret;
+	list_add_tail(&msg->node, &q->msgs);
+	WRITE_ONCE(q->len, q->len + 1);
+	atomic64_inc(&kvmq_stats.messages);
+	return 0;
+}
+
+static int kvmq_enqueue(struct kvmq_queues *qs, struct kvmq_queue *q,
+			struct kvmq_kmsg *msg)
+{
+	guard(mutex)(&q->lock);
+	return kvmq_enqueue_locked(qs, q, msg);
+}
+
+long kvmq_vm_post(void *priv, void *arg)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(priv);
+	struct kvmq_vm_post *post = arg;
+	struct kvmq_kmsg *msg;
+	struct kvmq_queue *q;
+	int ret;
+
+	if (!qs)
+		return -ENODEV;
+	q = kvmq_queue(qs, post->queue);
+	if (!q)
+		return -EINVAL;
+	if (post->len > KVMQ_MSG_BYTES_MAX)
+		return -E2BIG;
+
+	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, post->len, 0);
+	if (!msg)
+		return -ENOMEM;
+	msg->sender = KVMQ_ID_VMM;
+	msg->nr = 0;
+	if (copy_from_user(msg->data, u64_to_user_ptr(post->data),
+			   post->len)) {
+		ret = -EFAULT;
+		goto err;
+	}
+
+	ret = kvmq_enqueue(qs, q, msg);
+	if (ret)
+		goto err;
+	atomic64_add(post->len, &kvmq_stats.bytes_copied);
+	return 0;
+err:
+	kvmq_kmsg_free(msg);
+	return ret;
+}
+
+/* Called when the per-VM file is released: refuse further messages. */
+void kvmq_queues_kill(struct kvmq_vm *vm)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	u32 i;
+
+	for (i = 0; qs && i < qs->nr_total; i++) {
+		guard(mutex)(&qs->q[i].lock);
+		qs->q[i].dead = true;
+	}
+}
+
+/* Called when the VM is freed: nobody else can reach the queues. */
+void kvmq_queues_destroy(struct kvmq_vm *vm)
+{
+	struct kvmq_queues *qs = vm->queues;
+	struct kvmq_kmsg *msg, *tmp;
+	u32 i;
+
+	if (!qs)
+		return;
+	for (i = 0; i < qs->nr_total; i++) {
+		list_for_each_entry_safe(msg, tmp, &qs->q[i].msgs, node)
+			kvmq_kmsg_free(msg);
+		xa_destroy(&qs->q[i].allow);
+		mutex_destroy(&qs->q[i].lock);
+	}
+	kvfree(qs);
+}
+
+static int kvmq_cmp_idx(const void *a, const void *b)
+{
+	pgoff_t x = *(const pgoff_t *)a, y = *(const pgoff_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Translate the sender's list of @nr addresses, each of @shift size, into
+ * aperture page indices, one per page, in list order.  Rejects addresses
+ * outside the aperture, misaligned, or listed twice.
+ */
+static int kvmq_msg_indices(struct kvmq_aperture *ap, const u64 *gpas,
+			    u32 nr, unsigned int shift, pgoff_t *idx)
+{
+	unsigned long per = 1UL << (shift - PAGE_SHIFT);
+	/* Pairs with smp_store_release() in kvmq_vm_set_aperture(). */
+	unsigned long nr_pages = smp_load_acquire(&ap->nr_pages);
+	pgoff_t *sorted;
+	u32 i, j;
+	int ret = 0;
+
+	if (!nr_pages)
+		return -ENODEV;
+
+	sorted = kmalloc_array(nr, sizeof(*sorted), GFP_KERNEL);
+	if (!sorted)
+		return -ENOMEM;
+
+	for (i = 0; i < nr; i++) {
+		u64 off = gpas[i] - ap->gpa;
+
+		if (gpas[i] < ap->gpa || off >= (u64)nr_pages << PAGE_SHIFT ||
+		    off & ((1ULL << shift) - 1)) {
+			ret = -EINVAL;
+			goto out;
+		}
+		sorted[i] = off >> PAGE_SHIFT;
+		for (j = 0; j < per; j++)
+			idx[i * per + j] = sorted[i] + j;
+	}
+
+	sort(sorted, nr, sizeof(*sorted), kvmq_cmp_idx, NULL);
+	for (i = 1; i < nr; i++) {
+		if (sorted[i] == sorted[i - 1]) {
+			ret = -EINVAL;
+			break;
+		}
+	}
+out:
+	kfree(sorted);
+	return ret;
+}
+
+/* Move the pages listed in @hdr->gpas from @vm's aperture into @q. */
+static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
+			   gpa_t gpa, struct kvmq_queues *qs,
+			   struct kvmq_queue *q)
+{
+	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? 21 : PAGE_SHIFT;
+	u32 npages = hdr->nr << (shift - PAGE_SHIFT);
+	struct kvmq_kmsg *msg;
+	pgoff_t *idx;
+	u64 *gpas;
+	int ret;
+
+	gpas = kmalloc_array(hdr->nr, sizeof(*gpas), GFP_KERNEL);
+	idx = kvmalloc_array(npages, sizeof(*idx), GFP_KERNEL);
+	msg = kvmq_kmsg_alloc(hdr->kind, hdr->len, npages);
+	if (!gpas || !idx || !msg) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	msg->sender = kvmq_vm_id(vm);
+	msg->nr = hdr->nr;
+
+	ret = kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, gpas,
+			     hdr->nr * sizeof(*gpas)) ? -EFAULT : 0;
+	if (!ret)
+		ret = kvmq_msg_indices(&vm->ap, gpas, hdr->nr, shift, idx);
+	if (!ret)
+		ret = kvmq_ap_take(vm, idx, msg, qs, q);
+	if (!ret)
+		msg = NULL;	/* queued */
+out:
+	if (msg)
+		kvfree(msg);	/* owns no page yet */
+	kvfree(idx);
+	kfree(gpas);
+	return ret;
+}
+
+static int kvmq_send_bytes(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
+			   gpa_t gpa, struct kvmq_queues *qs,
+			   struct kvmq_queue *q)
+{
+	struct kvmq_kmsg *msg;
+	int ret;
+
+	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, hdr->len, 0);
+	if (!msg)
+		return -ENOMEM;
+	msg->sender = kvmq_vm_id(vm);
+	msg->nr = 0;
+
+	if (kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, msg->data,
+			   hdr->len)) {
+		ret = -EFAULT;
+		goto err;
+	}
+	ret = kvmq_enqueue(qs, q, msg);
+	if (ret)
+		goto err;
+	atomic64_add(hdr->len, &kvmq_stats.bytes_copied);
+	return 0;
+err:
+	kvmq_kmsg_free(msg);
+	return ret;
+}
+
+/* Check a header read from the sender; 0 or the errno of the hypercall. */
+static int kvmq_msg_check(const struct kvmq_msg_hdr *hdr)
+{
+	if (hdr->flags || hdr->sender || hdr->__reserved || hdr->gpa)
+		return -EINVAL;
+
+	switch (hdr->kind) {
+	case KVMQ_MSG_BYTES:
+		if (hdr->nr)
+			return -EINVAL;
+		return hdr->len > KVMQ_MSG_BYTES_MAX ? -E2BIG : 0;
+	case KVMQ_MSG_PAGES:
+		if (!hdr->nr)
+			return -EINVAL;
+		if (hdr->nr > KVMQ_MSG_PAGES_MAX)
+			return -E2BIG;
+		return hdr->len > (u64)hdr->nr * PAGE_SIZE ? -EINVAL : 0;
+	case KVMQ_MSG_BLOCKS:
+		if (!hdr->nr)
+			return -EINVAL;
+		if (hdr->nr > KVMQ_MSG_BLOCKS_MAX)
+			return -E2BIG;
+		return hdr->len > hdr->nr * KVMQ_MSG_BLOCK_SIZE ? -EINVAL : 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/**
+ * kvmq_hc_send - KVMQ_HC_SEND
+ * @vm: the sending VM
+ * @dest: identity of the receiving VM, in @vm's group
+ * @queue: queue of the receiving VM
+ * @gpa: guest-physical address of the sender's struct kvmq_msg
+ *
+ * Return: 0 once the message is queued, else a negative errno and nothing
+ * changed (a PAGES or BLOCKS send that fails after taking the sender's
+ * mappings away leaves the pages in place; they refault unchanged).
+ */
+long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
+{
+	struct kvmq_queues *qs;
+	struct kvmq_vm *peer;
+	struct kvmq_queue *q;
+	struct kvmq_msg_hdr hdr;
+	int ret;
+
+	kvmq_msg_hdr_check();
+	if (!kvmq_vm_id(vm))
+		return -ENOTCONN;
+	if (kvm_read_guest(vm->kvm, gpa, &hdr, KVMQ_MSG_HDR_SIZE))
+		return -EFAULT;
+	ret = kvmq_msg_check(&hdr);
+	if (ret)
+		return ret;
+
+	peer = kvmq_vm_get_peer(vm, dest);
+	if (!peer)
+		return -ENOENT;
+	qs = kvmq_vm_queues(peer);
+	q = kvmq_queue(qs, queue);
+	if (!q) {
+		ret = -ENOENT;
+		goto out;
+	}
+
+	if (hdr.kind == KVMQ_MSG_BYTES)
+		ret = kvmq_send_bytes(vm, &hdr, gpa, qs, q);
+	else
+		ret = kvmq_send_pages(vm, &hdr, gpa, qs, q);
+out:
+	kvmq_vm_put(peer);
+	return ret;
+}
+
+/**
+ * kvmq_hc_recv - KVMQ_HC_RECV
+ * @vm: the receiving VM
+ * @vcpu: the receiving vCPU
+ * @queue: the queue to dequeue from
+ * @gpa: guest-physical address of the struct kvmq_msg to fill
+ *
+ * Return: 0, or a negative errno and the message stays at the head of the
+ * queue.
+ */
+long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
+		  gpa_t gpa)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	struct kvmq_queue *q = kvmq_queue(qs, queue);
+	struct kvmq_kmsg *msg;
+	struct kvmq_msg *out;
+	gpa_t where = 0;
+	int ret;
+
+	if (!q)
+		return -ENOENT;
+	if (queue >= KVMQ_QUEUE_VCPU_BASE &&
+	    queue - KVMQ_QUEUE_VCPU_BASE != vcpu->vcpu_id)
+		return -EACCES;
+	if (!READ_ONCE(q->len))
+		return -EAGAIN;
+
+	out = kzalloc(sizeof(*out), GFP_KERNEL);
+	if (!out)
+		return -ENOMEM;
+
+	/*
+	 * Prove the buffer writable before taking the message off the
+	 * queue; the final write below can then only fail if the VMM
+	 * removes the memslot in between.
+	 */
+	if (kvm_write_guest(vm->kvm, gpa, out, sizeof(*out))) {
+		ret = -EFAULT;
+		goto out;
+	}
+
+	scoped_guard(mutex, &q->lock) {
+		msg = list_first_entry_or_null(&q->msgs, struct kvmq_kmsg,
+					       node);
+		if (!msg) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (msg->npages) {
+			ret = kvmq_ap_place(&vm->ap, msg, &where);
+			if (ret)
+				goto out;
+		}
+		list_del(&msg->node);
+		WRITE_ONCE(q->len, q->len - 1);
+	}
+
+	out->kind = msg->kind;
+	out->sender = msg->sender;
+	out->nr = msg->nr;
+	out->len = msg->len;
+	out->gpa = where;
+	if (msg->kind == KVMQ_MSG_BYTES) {
+		memcpy(out->data, msg->data, msg->len);
+		kvmq_kmsg_free(msg);
+	} else {
+		/* The pages now belong to the aperture. */
+		kvfree(msg);
+	}
+
+	ret = kvm_write_guest(vm->kvm, gpa, out, sizeof(*out)) ? -EFAULT : 0;
+out:
+	kfree(out);
+	return ret;
+}
+
+long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue)
+{
+	struct kvmq_queue *q = kvmq_queue(kvmq_vm_queues(vm), queue);
+
+	if (!q)
+		return -ENOENT;
+	return READ_ONCE(q->len);
+}

@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The reference pipeline over kvmq, three VMs in three VMM processes:
+ *
+ *   read   generates a deterministic "file" and sends it as a stream of
+ *          messages of mixed kinds and sizes: bytes, 4 KiB pages it fills
+ *          in its aperture, 2 MiB blocks;
+ *   decode transforms each message in place (XOR) and forwards it: page
+ *          and block messages leave with the very pages they arrived in;
+ *   play   checks each message's kind and size against the stream's
+ *          schedule, checksums the payload, and gives the pages back.
+ *
+ * The VMM processes share one kvmq group, inherited from the parent, and
+ * know each other only by identity.  A guest that finds its queue empty
+ * (or its peer's full) yields to its VMM with a ucall; the VMM yields the
+ * CPU and runs it again.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "kvmq_util.h"
+#include "kvmq_pipeline.h"
+
+#define PG		4096ULL
+#define AP_LEN		(8ULL << 20)
+#define DEPTH		16
+#define XOR_KEY		0x5a
+#define FNV_OFFSET	0xcbf29ce484222325ULL
+#define FNV_PRIME	0x100000001b3ULL
+
+static const uint32_t pl_ids[PL_NR_VMS] = { 1, 2, 3 };
+
+/* What a guest leaves for its VMM (read with sync_global_from_guest()). */
+struct pl_result {
+	uint64_t messages;
+	uint64_t bytes;
+	uint64_t hash;
+	uint64_t kinds[4];
+};
+static struct pl_result pl_result;
+
+/* splitmix64: the stream's bytes and the message schedule. */
+static uint64_t pl_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Byte @off of the file. */
+static uint8_t pl_byte(uint64_t off)
+{
+	return pl_mix(off >> 3) >> ((off & 7) * 8);
+}
+
+struct pl_spec {
+	uint32_t kind, nr, len;
+};
+
+/*
+ * Message @i: mostly bytes and page lists, every 16th a 2 MiB block; sizes
+ * vary, and a page message's last page is partly used.
+ */
+static void pl_spec(uint64_t i, struct pl_spec *s)
+{
+	uint64_t r = pl_mix(~i);
+
+	if (i % 16 == 15) {
+		s->kind = KVMQ_MSG_BLOCKS;
+		s->nr = 1;
+		s->len = PG + r % (60 * PG);
+	} else if (i % 2) {
+		s->kind = KVMQ_MSG_PAGES;
+		s->nr = 1 + r % 8;
+		s->len = (s->nr - 1) * PG + 1 + (r >> 16) % PG;
+	} else {
+		s->kind = KVMQ_MSG_BYTES;
+		s->nr = 0;
+		s->len = 1 + r % KVMQ_MSG_BYTES_MAX;
+	}
+}
+
+static uint64_t pl_page_size(uint32_t kind)
+{
+	return kind == KVMQ_MSG_BLOCKS ? KVMQ_MSG_BLOCK_SIZE : PG;
+}
+
+/* Send @m, yielding to the VMM while the destination queue is full. */
+static void pl_send(struct kvmq_msg *m, uint64_t msg_gpa, uint32_t dest,
+		    uint64_t done)
+{
+	int64_t ret;
+
+	while ((ret = kvmq_hc(KVMQ_HC_SEND, dest, 0, msg_gpa)) == -EAGAIN)
+		GUEST_SYNC_ARGS(0, done, 0, 0, 0);
+	GUEST_ASSERT_EQ(ret, 0);
+}
+
+/* Receive into @m, yielding to the VMM while the queue is empty. */
+static void pl_recv(struct kvmq_msg *m, uint64_t msg_gpa, uint32_t from,
+		    uint64_t done)
+{
+	int64_t ret;
+
+	while ((ret = kvmq_hc(KVMQ_HC_RECV, 0, msg_gpa, 0)) == -EAGAIN)
+		GUEST_SYNC_ARGS(0, done, 0, 0, 0);
+	GUEST_ASSERT_EQ(ret, 0);
+	GUEST_ASSERT_EQ(m->sender, from);
+}
+
+static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
+			  uint64_t dest)
+{
+	struct kvmq_msg *m = (void *)msg_gva;
+	/* Staging: pages at the aperture's start, the block at 2 MiB. */
+	uint8_t *pages = (void *)KVMQ_TEST_AP_GPA;
+	uint8_t *block = pages + KVMQ_MSG_BLOCK_SIZE;
+	uint64_t i, j, off = 0;
+	struct pl_spec s;
+	uint8_t *p;
+
+	for (i = 0; i < n; i++) {
+		pl_spec(i, &s);
+		memset(m, 0, offsetof(struct kvmq_msg, data));
+		m->kind = s.kind;
+		m->nr = s.nr;
+		m->len = s.len;
+
+		if (s.kind == KVMQ_MSG_BYTES)
+			p = m->data;
+		else if (s.kind == KVMQ_MSG_PAGES)
+			p = pages;
+		else
+			p = block;
+		for (j = 0; j < s.len; j++)
+			p[j] = pl_byte(off + j);
+
+		/* The block goes whole: every page of it must be held. */
+		if (s.kind == KVMQ_MSG_BLOCKS)
+			for (j = 0; j < KVMQ_MSG_BLOCK_SIZE; j += PG)
+				p[j] = pl_byte(off + j);
+		for (j = 0; j < s.nr; j++)
+			m->gpas[j] = (uint64_t)p + j * pl_page_size(s.kind);
+
+		pl_send(m, msg_gpa, dest, i);
+		off += s.len;
+		pl_result.bytes = off;
+		pl_result.kinds[s.kind]++;
+	}
+	pl_result.messages = n;
+	GUEST_DONE();
+}
+
+static void pl_guest_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
+			    uint64_t dest)
+{
+	struct kvmq_msg *m = (void *)msg_gva;
+	uint64_t i, j, where;
+	uint8_t *p;
+
+	for (i = 0; i < n; i++) {
+		pl_recv(m, msg_gpa, pl_ids[PL_READ], i);
+		where = m->gpa;
+		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)where;
+		for (j = 0; j < m->len; j++)
+			p[j] ^= XOR_KEY;
+
+		/* Forward: the same bytes, the same pages. */
+		m->sender = 0;
+		m->gpa = 0;
+		for (j = 0; m->kind != KVMQ_MSG_BYTES && j < m->nr; j++)
+			m->gpas[j] = where + j * pl_page_size(m->kind);
+		pl_send(m, msg_gpa, dest, i);
+		pl_result.bytes += m->len;
+		pl_result.kinds[m->kind]++;
+	}
+	pl_result.messages = n;
+	GUEST_DONE();
+}
+
+static void pl_guest_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
+			  uint64_t from)
+{
+	struct kvmq_msg *m = (void *)msg_gva;
+	uint64_t i, j, hash = FNV_OFFSET, pages;
+	struct pl_spec s;
+	uint8_t *p;
+
+	for (i = 0; i < n; i++) {
+		pl_recv(m, msg_gpa, from, i);
+		pl_spec(i, &s);
+		GUEST_ASSERT_EQ(m->kind, s.kind);
+		GUEST_ASSERT_EQ(m->nr, s.nr);
+		GUEST_ASSERT_EQ(m->len, s.len);
+
+		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)m->gpa;
+		for (j = 0; j < m->len; j++)
+			hash = (hash ^ p[j]) * FNV_PRIME;
+
+		if (m->kind != KVMQ_MSG_BYTES) {
+			pages = m->nr * pl_page_size(m->kind) / PG;
+			GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_RELEASE, m->gpa, pages,
+						0), pages);
+		}
+		pl_result.bytes += m->len;
+		pl_result.kinds[m->kind]++;
+		pl_result.messages = i + 1;
+	}
+	pl_result.hash = hash;
+	GUEST_DONE();
+}
+
+static void *const pl_guest[PL_NR_VMS] = {
+	pl_guest_read, pl_guest_decode, pl_guest_play,
+};
+
+/* What a VMM process sends back to the parent. */
+struct pl_child_report {
+	struct kvmq_pipeline_vm vm;
+	struct pl_result res;
+	int ok;
+};
+
+/* One VMM process: set up VM @role, wait for "go", run it to the end. */
+static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
+		   uint32_t progress, int ready_fd, int go_fd, int report_fd)
+{
+	static const uint32_t peer[PL_NR_VMS] = { 2, 3, 2 };
+	struct pl_child_report rep = { 0 };
+	struct kvmq_peer p;
+	uint64_t last = 0;
+	struct ucall uc;
+	char c = 'r';
+
+	kvmq_peer_create(&p, dev, group, pl_ids[role], pl_guest[role],
+			 AP_LEN, AP_LEN, DEPTH);
+	vcpu_args_set(p.vcpu, 4, p.msg_gva, p.msg_gpa, nr_msgs, peer[role]);
+	/* Inbound permissions, granted by the receiver's VMM. */
+	if (role == PL_DECODE)
+		kvmq_grant(p.vmq, 0, pl_ids[PL_READ]);
+	if (role == PL_PLAY)
+		kvmq_grant(p.vmq, 0, pl_ids[PL_DECODE]);
+
+	TEST_ASSERT(write(ready_fd, &c, 1) == 1, "ready");
+	TEST_ASSERT(read(go_fd, &c, 1) == 1, "go");
+
+	for (;;) {
+		uint64_t cmd = kvmq_run(p.vcpu, &uc);
+
+		rep.vm.user_exits++;
+		if (cmd == UCALL_DONE)
+			break;
+		TEST_ASSERT(cmd == UCALL_SYNC, "unexpected ucall %lu", cmd);
+		if (progress && role == PL_PLAY &&
+		    uc.args[2] / progress != last / progress)
+			printf("  play: %lu/%u messages\n", uc.args[2],
+			       nr_msgs);
+		fflush(stdout);
+		last = uc.args[2];
+		sched_yield();
+	}
+
+	sync_global_from_guest(p.vm, pl_result);
+	rep.res = pl_result;
+	rep.vm.messages = pl_result.messages;
+	rep.vm.tlb_flushes = vm_get_stat(p.vm, "remote_tlb_flush");
+	rep.vm.hypercalls = kvmq_vcpu_stat(p.vcpu, "hypercalls");
+	rep.ok = 1;
+	kvmq_peer_destroy(&p);
+	TEST_ASSERT(write(report_fd, &rep, sizeof(rep)) == sizeof(rep),
+		    "report");
+	_exit(0);
+}
+
+void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress,
+		       struct kvmq_pipeline_report *r)
+{
+	int dev = kvmq_open_dev(), group = kvmq_create_group(dev);
+	int ready[2], go[2], report[PL_NR_VMS][2], i, n, status;
+	uint64_t moved, copied, unmaps, off;
+	struct pl_child_report rep;
+	pid_t pid[PL_NR_VMS];
+	struct pl_spec s;
+	char c;
+
+	memset(r, 0, sizeof(*r));
+	moved = kvmq_debugfs_stat("pages_moved");
+	copied = kvmq_debugfs_stat("bytes_copied");
+	unmaps = kvmq_debugfs_stat("unmaps");
+
+	TEST_ASSERT(!pipe(ready) && !pipe(go), "pipe");
+	fflush(stdout);
+	for (i = 0; i < PL_NR_VMS; i++) {
+		TEST_ASSERT(!pipe(report[i]), "pipe");
+		pid[i] = fork();
+		TEST_ASSERT(pid[i] >= 0, "fork");
+		if (!pid[i])
+			pl_vmm(i, dev, group, nr_msgs, progress, ready[1],
+			       go[0], report[i][1]);
+		close(report[i][1]);
+	}
+	/* Every VM is named and has its grants before any guest runs. */
+	for (i = 0; i < PL_NR_VMS; i++)
+		TEST_ASSERT(read(ready[0], &c, 1) == 1, "ready");
+	for (i = 0; i < PL_NR_VMS; i++)
+		TEST_ASSERT(write(go[1], "g", 1) == 1, "go");
+
+	/* A VMM that fails leaves its peers waiting: stop them all. */
+	r->verified = true;
+	for (n = 0; n < PL_NR_VMS; n++) {
+		pid_t dead = waitpid(-1, &status, 0);
+
+		TEST_ASSERT(dead > 0, "waitpid");
+		if (WIFEXITED(status) && !WEXITSTATUS(status))
+			continue;
+		r->verified = false;
+		for (i = 0; i < PL_NR_VMS; i++)
+			if (pid[i] != dead)
+				kill(pid[i], SIGKILL);
+	}
+
+	for (i = 0; i < PL_NR_VMS; i++) {
+		if (read(report[i][0], &rep, sizeof(rep)) != sizeof(rep) ||
+		    !rep.ok) {
+			r->verified = false;
+			memset(&rep, 0, sizeof(rep));
+		}
+		close(report[i][0]);
+		r->vm[i] = rep.vm;
+		if (i == PL_PLAY) {
+			r->messages = rep.res.messages;
+			r->bytes = rep.res.bytes;
+			r->hash = rep.res.hash;
+			memcpy(r->kinds, rep.res.kinds, sizeof(r->kinds));
+		}
+	}
+
+	/* What play must have seen: the file, decoded, in order. */
+	r->expect_hash = FNV_OFFSET;
+	for (i = 0, off = 0; i < nr_msgs; i++) {
+		pl_spec(i, &s);
+		r->expect_bytes += s.len;
+		/* Moved twice (read to decode, decode to play) or copied. */
+		if (s.kind == KVMQ_MSG_BYTES) {
+			r->expect_bytes_copied += 2 * s.len;
+		} else {
+			r->expect_pages_moved += 2 * s.nr *
+						 (pl_page_size(s.kind) / PG);
+			r->page_messages++;
+		}
+	}
+	for (off = 0; off < r->expect_bytes; off++)
+		r->expect_hash = (r->expect_hash ^ (uint8_t)(pl_byte(off) ^
+							     XOR_KEY)) *
+				 FNV_PRIME;
+
+	r->pages_moved = kvmq_debugfs_stat("pages_moved") - moved;
+	r->bytes_copied = kvmq_debugfs_stat("bytes_copied") - copied;
+	r->unmaps = kvmq_debugfs_stat("unmaps") - unmaps;
+	close(group);
+	close(dev);
+	r->pool_pages_after = kvmq_pool_pages();
+
+	r->verified = r->verified && r->messages == nr_msgs &&
+		      r->bytes == r->expect_bytes &&
+		      r->hash == r->expect_hash && !r->pool_pages_after;
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+}
