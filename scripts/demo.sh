@@ -1,7 +1,7 @@
 #!/bin/bash
-# demo.sh - `make demo`: boot the test host and run the kvmq demo VMM in it
-# (three VMs, "read", "decode" and "play", attached to kvmq and named; each
-# guest learns its identity through kvmq hypercalls).
+# demo.sh - `make demo`: boot the test host and run the kvmq pipeline demo
+# in it: VMs "read", "decode" and "play", each in its own VMM process, pass
+# a file along as messages; pages move from VM to VM without copies.
 # Usage: scripts/demo.sh   (after `make modules selftests`; make demo does both)
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")

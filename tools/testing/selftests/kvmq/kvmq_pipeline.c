@@ -11,7 +11,8 @@
  *          schedule, checksums the payload, and gives the pages back.
  *
  * The VMM processes share one kvmq group, inherited from the parent, and
- * know each other only by identity.  A guest that finds its queue empty
+ * know each other only by identity; each VMM tells its guest the identities
+ * of the previous and next VM by posting a message into its vCPU queue.  A guest that finds its queue empty
  * (or its peer's full) yields to its VMM with a ucall; the VMM yields the
  * CPU and runs it again.
  */
@@ -116,10 +117,27 @@ static void pl_recv(struct kvmq_msg *m, uint64_t msg_gpa, uint32_t from,
 	GUEST_ASSERT_EQ(m->sender, from);
 }
 
-static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
-			  uint64_t dest)
+/* The VMM's first message: who comes before and after this VM. */
+struct pl_peers {
+	uint32_t prev, next;
+};
+
+static struct pl_peers pl_get_peers(struct kvmq_msg *m, uint64_t msg_gpa)
+{
+	struct pl_peers peers;
+
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_RECV, KVMQ_QUEUE_VCPU(0), msg_gpa, 0),
+			0);
+	GUEST_ASSERT_EQ(m->sender, KVMQ_ID_VMM);
+	GUEST_ASSERT_EQ(m->len, sizeof(peers));
+	memcpy(&peers, m->data, sizeof(peers));
+	return peers;
+}
+
+static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	struct kvmq_msg *m = (void *)msg_gva;
+	uint32_t dest = pl_get_peers(m, msg_gpa).next;
 	/* Staging: pages at the aperture's start, the block at 2 MiB. */
 	uint8_t *pages = (void *)KVMQ_TEST_AP_GPA;
 	uint8_t *block = pages + KVMQ_MSG_BLOCK_SIZE;
@@ -159,15 +177,15 @@ static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
 	GUEST_DONE();
 }
 
-static void pl_guest_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
-			    uint64_t dest)
+static void pl_guest_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	struct kvmq_msg *m = (void *)msg_gva;
+	struct pl_peers peers = pl_get_peers(m, msg_gpa);
 	uint64_t i, j, where;
 	uint8_t *p;
 
 	for (i = 0; i < n; i++) {
-		pl_recv(m, msg_gpa, pl_ids[PL_READ], i);
+		pl_recv(m, msg_gpa, peers.prev, i);
 		where = m->gpa;
 		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)where;
 		for (j = 0; j < m->len; j++)
@@ -178,7 +196,7 @@ static void pl_guest_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
 		m->gpa = 0;
 		for (j = 0; m->kind != KVMQ_MSG_BYTES && j < m->nr; j++)
 			m->gpas[j] = where + j * pl_page_size(m->kind);
-		pl_send(m, msg_gpa, dest, i);
+		pl_send(m, msg_gpa, peers.next, i);
 		pl_result.bytes += m->len;
 		pl_result.kinds[m->kind]++;
 	}
@@ -186,10 +204,10 @@ static void pl_guest_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
 	GUEST_DONE();
 }
 
-static void pl_guest_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n,
-			  uint64_t from)
+static void pl_guest_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	struct kvmq_msg *m = (void *)msg_gva;
+	uint32_t from = pl_get_peers(m, msg_gpa).prev;
 	uint64_t i, j, hash = FNV_OFFSET, pages;
 	struct pl_spec s;
 	uint8_t *p;
@@ -233,7 +251,10 @@ struct pl_child_report {
 static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 		   uint32_t progress, int ready_fd, int go_fd, int report_fd)
 {
-	static const uint32_t peer[PL_NR_VMS] = { 2, 3, 2 };
+	struct pl_peers peers = {
+		.prev = role > PL_READ ? pl_ids[role - 1] : 0,
+		.next = role < PL_PLAY ? pl_ids[role + 1] : 0,
+	};
 	struct pl_child_report rep = { 0 };
 	struct kvmq_peer p;
 	uint64_t last = 0;
@@ -242,12 +263,12 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 
 	kvmq_peer_create(&p, dev, group, pl_ids[role], pl_guest[role],
 			 AP_LEN, AP_LEN, DEPTH);
-	vcpu_args_set(p.vcpu, 4, p.msg_gva, p.msg_gpa, nr_msgs, peer[role]);
-	/* Inbound permissions, granted by the receiver's VMM. */
-	if (role == PL_DECODE)
-		kvmq_grant(p.vmq, 0, pl_ids[PL_READ]);
-	if (role == PL_PLAY)
-		kvmq_grant(p.vmq, 0, pl_ids[PL_DECODE]);
+	vcpu_args_set(p.vcpu, 3, p.msg_gva, p.msg_gpa, nr_msgs);
+	/* Inbound permission, granted by the receiver's VMM. */
+	if (peers.prev)
+		kvmq_grant(p.vmq, 0, peers.prev);
+	TEST_ASSERT(!kvmq_post_err(p.vmq, KVMQ_QUEUE_VCPU(0), &peers,
+				   sizeof(peers)), "post");
 
 	TEST_ASSERT(write(ready_fd, &c, 1) == 1, "ready");
 	TEST_ASSERT(read(go_fd, &c, 1) == 1, "go");
@@ -271,7 +292,7 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 	sync_global_from_guest(p.vm, pl_result);
 	rep.res = pl_result;
 	rep.vm.messages = pl_result.messages;
-	rep.vm.tlb_flushes = vm_get_stat(p.vm, "remote_tlb_flush");
+	rep.vm.tlb_flushes = vm_get_stat(p.vm, "remote_tlb_flush_requests");
 	rep.vm.hypercalls = kvmq_vcpu_stat(p.vcpu, "hypercalls");
 	rep.ok = 1;
 	kvmq_peer_destroy(&p);
@@ -345,6 +366,8 @@ void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress,
 
 	/* What play must have seen: the file, decoded, in order. */
 	r->expect_hash = FNV_OFFSET;
+	/* Each VMM posted its guest's peers. */
+	r->expect_bytes_copied = PL_NR_VMS * sizeof(struct pl_peers);
 	for (i = 0, off = 0; i < nr_msgs; i++) {
 		pl_spec(i, &s);
 		r->expect_bytes += s.len;

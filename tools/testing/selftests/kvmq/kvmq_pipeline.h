@@ -15,7 +15,7 @@ enum { PL_READ, PL_DECODE, PL_PLAY, PL_NR_VMS };
 
 /* What one VMM process reports about its VM. */
 struct kvmq_pipeline_vm {
-	uint64_t tlb_flushes;	/* KVM's remote_tlb_flush statistic */
+	uint64_t tlb_flushes;	/* KVM's remote_tlb_flush_requests */
 	uint64_t hypercalls;	/* KVM's hypercalls statistic */
 	uint64_t user_exits;	/* KVM_RUN returns to the VMM */
 	uint64_t messages;	/* messages the guest handled */
