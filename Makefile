@@ -4,7 +4,7 @@
 #
 #   make               build kvmq/kvmq.ko against Debian's 6.12 headers
 #   make check         build everything, boot the test host, run the selftests
-#   make demo          boot the test host and run the demo guest
+#   make demo          boot the test host and run the pipeline demo
 #   make style         checkpatch.pl --strict on the module and UAPI sources
 #   make install       install the module for $(KVER) (modules_install)
 #   make deps          fetch headers, kernel image, sources, QEMU (apt)
