@@ -177,7 +177,8 @@ void kvmq_kmsg_free(struct kvmq_kmsg *msg)
 	kvfree(msg);
 }
 
-static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 len, u32 npages)
+static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
+					 u32 npages)
 {
 	size_t size = kind == KVMQ_MSG_BYTES ?
 		struct_size_t(struct kvmq_kmsg, data, len) :
@@ -188,6 +189,8 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 len, u32 npages)
 	if (!msg)
 		return NULL;
 	msg->kind = kind;
+	msg->sender = sender;
+	msg->nr = 0;
 	msg->len = len;
 	msg->npages = npages;
 	return msg;
@@ -237,11 +240,22 @@ int kvmq_enqueue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
 	return 0;
 }
 
-static int kvmq_enqueue(struct kvmq_queues *qs, struct kvmq_queue *q,
-			struct kvmq_kmsg *msg)
+/* Queue a BYTES message, its payload filled in; it is freed on error. */
+static int kvmq_enqueue_bytes(struct kvmq_queues *qs, struct kvmq_queue *q,
+			      struct kvmq_kmsg *msg)
 {
-	guard(mutex)(&q->lock);
-	return kvmq_enqueue_locked(qs, q, msg);
+	/* Once queued, @msg belongs to the receiver. */
+	u32 len = msg->len;
+	int ret;
+
+	scoped_guard(mutex, &q->lock)
+		ret = kvmq_enqueue_locked(qs, q, msg);
+	if (ret) {
+		kvmq_kmsg_free(msg);
+		return ret;
+	}
+	atomic64_add(len, &kvmq_stats.bytes_copied);
+	return 0;
 }
 
 long kvmq_vm_post(void *priv, void *arg)
@@ -250,7 +264,6 @@ long kvmq_vm_post(void *priv, void *arg)
 	struct kvmq_vm_post *post = arg;
 	struct kvmq_kmsg *msg;
 	struct kvmq_queue *q;
-	int ret;
 
 	if (!qs)
 		return -ENODEV;
@@ -260,25 +273,15 @@ long kvmq_vm_post(void *priv, void *arg)
 	if (post->len > KVMQ_MSG_BYTES_MAX)
 		return -E2BIG;
 
-	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, post->len, 0);
+	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, KVMQ_ID_VMM, post->len, 0);
 	if (!msg)
 		return -ENOMEM;
-	msg->sender = KVMQ_ID_VMM;
-	msg->nr = 0;
 	if (copy_from_user(msg->data, u64_to_user_ptr(post->data),
 			   post->len)) {
-		ret = -EFAULT;
-		goto err;
+		kvmq_kmsg_free(msg);
+		return -EFAULT;
 	}
-
-	ret = kvmq_enqueue(qs, q, msg);
-	if (ret)
-		goto err;
-	atomic64_add(post->len, &kvmq_stats.bytes_copied);
-	return 0;
-err:
-	kvmq_kmsg_free(msg);
-	return ret;
+	return kvmq_enqueue_bytes(qs, q, msg);
 }
 
 /* Called when the per-VM file is released: refuse further messages. */
@@ -379,12 +382,11 @@ static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 
 	gpas = kmalloc_array(hdr->nr, sizeof(*gpas), GFP_KERNEL);
 	idx = kvmalloc_array(npages, sizeof(*idx), GFP_KERNEL);
-	msg = kvmq_kmsg_alloc(hdr->kind, hdr->len, npages);
+	msg = kvmq_kmsg_alloc(hdr->kind, kvmq_vm_id(vm), hdr->len, npages);
 	if (!gpas || !idx || !msg) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	msg->sender = kvmq_vm_id(vm);
 	msg->nr = hdr->nr;
 
 	ret = kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, gpas,
@@ -408,27 +410,16 @@ static int kvmq_send_bytes(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 			   struct kvmq_queue *q)
 {
 	struct kvmq_kmsg *msg;
-	int ret;
 
-	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, hdr->len, 0);
+	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, kvmq_vm_id(vm), hdr->len, 0);
 	if (!msg)
 		return -ENOMEM;
-	msg->sender = kvmq_vm_id(vm);
-	msg->nr = 0;
-
 	if (kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, msg->data,
 			   hdr->len)) {
-		ret = -EFAULT;
-		goto err;
+		kvmq_kmsg_free(msg);
+		return -EFAULT;
 	}
-	ret = kvmq_enqueue(qs, q, msg);
-	if (ret)
-		goto err;
-	atomic64_add(hdr->len, &kvmq_stats.bytes_copied);
-	return 0;
-err:
-	kvmq_kmsg_free(msg);
-	return ret;
+	return kvmq_enqueue_bytes(qs, q, msg);
 }
 
 /* Check a header read from the sender; 0 or the errno of the hypercall. */
