@@ -760,10 +760,21 @@ TEST_F(q, inflight_close)
 		/* Queued: 3 + 4 messages of 2 pages; held: each staging block. */
 		EXPECT_EQ((3 + 4) * 2 + 2 * (512 - 2), kvmq_pool_pages());
 
-		/* A goes (VM fd first, kvmq file second, or the reverse). */
-		if (i % 2) {
+		/*
+		 * A goes: VM fd first, then the kvmq file and mapping; or the
+		 * kvmq file first; or A detaches (the mapping and the kvmq
+		 * file go) while its VM lives on.
+		 */
+		if (i == 1) {
 			close(self->a.vmq);
 			self->a.vmq = -1;
+		} else if (i == 2) {
+			munmap(self->a.ap, self->a.ap_len);
+			self->a.ap_len = 0;
+			close(self->a.vmq);
+			self->a.vmq = -1;
+			/* Gone: A's aperture and what B sent A. */
+			EXPECT_EQ(3 * 2 + (512 - 2), kvmq_pool_pages());
 		}
 		kvmq_peer_destroy(&self->a);
 		set_guest(&self->b, guest_recv_n, ID_A, 3, 10 * i);
