@@ -5,6 +5,7 @@
 #   make               build kvmq/kvmq.ko against Debian's 6.12 headers
 #   make check         build everything, boot the test host, run the selftests
 #   make demo          boot the test host and run the pipeline demo
+#   make bench         boot the test host and print the cost of each message kind
 #   make style         checkpatch.pl --strict on the module and UAPI sources
 #   make install       install the module for $(KVER) (modules_install)
 #   make deps          fetch headers, kernel image, sources, QEMU (apt)
@@ -23,7 +24,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check demo clean:
+all modules install selftests style check demo bench clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -61,10 +62,13 @@ check: modules selftests
 demo: modules selftests
 	scripts/demo.sh
 
+bench: modules selftests
+	scripts/demo.sh kvmq_bench
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(SELFTESTS) clean
 
 endif
 
-.PHONY: all deps modules install selftests style check demo clean
+.PHONY: all deps modules install selftests style check demo bench clean

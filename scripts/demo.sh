@@ -2,7 +2,9 @@
 # demo.sh - `make demo`: boot the test host and run the kvmq pipeline demo
 # in it: VMs "read", "decode" and "play", each in its own VMM process, pass
 # a file along as messages; pages move from VM to VM without copies.
-# Usage: scripts/demo.sh   (after `make modules selftests`; make demo does both)
+# Usage: scripts/demo.sh [PROGRAM]   (after `make modules selftests`; make
+# demo does both).  PROGRAM is kvmq_demo (default) or kvmq_bench (`make
+# bench`), from tools/testing/selftests/kvmq/.
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 top=$(dirname "$here")
@@ -13,4 +15,4 @@ top=$(dirname "$here")
 echo "demo: booting the KVM test host (QEMU/TCG, about 10 s)"
 KVMQ_APPEND="quiet ${KVMQ_APPEND:-}" exec "$here/testvm.sh" --npt 1 \
 	--out "$KVMQ_CACHE/demo" -- "$here/guest-demo.sh" \
-	"$top/kvmq/kvmq.ko" "$top/tools/testing/selftests/kvmq/kvmq_demo"
+	"$top/kvmq/kvmq.ko" "$top/tools/testing/selftests/kvmq/${1:-kvmq_demo}"
