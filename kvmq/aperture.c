@@ -352,6 +352,15 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 	return 0;
 }
 
+/* Whether @ap could ever hold @nr more pages: size and quota. */
+bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr)
+{
+	unsigned long nr_pages = kvmq_ap_nr_pages(ap);
+
+	/* @quota was set before @nr_pages was published. */
+	return nr_pages && nr <= nr_pages && nr <= ap->quota;
+}
+
 /*
  * The first index of @nr free slots in a row, @align aligned, or -ENOSPC.
  * A slot is free when the aperture holds no page there.

@@ -23,15 +23,18 @@
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 /**
  * struct kvmq_aperture - memory of one VM owned by kvmq
  * @lock: held for read by the fault handlers while they look up and map
- *	a page; a page move (taking a page from the aperture) holds it for
- *	write, so that no fault maps a page being moved.
+ *	a page; held for write to take pages away (moves, releases) and to
+ *	detach, so that no fault maps a page being taken away.
  * @alloc_lock: protects the configuration (set once), insertions into
- *	@pages and @held.  Nests inside @lock.
+ *	@pages and @held.  Removals from @pages hold @lock for write instead
+ *	(faults, the only other path that maps, are excluded).  Nests inside
+ *	@lock.
  * @pages: aperture page index -> struct page (order 0, one reference owned
  *	by the aperture).  Lookups are lockless (xarray RCU).
  * @gpa: guest-physical base the VMM declared
@@ -124,6 +127,8 @@ struct kvmq_queues {
  * @hnode: entry in the table of attached VMs, keyed by @kvm.  Protected by
  *	kvmq_lock for writers, RCU for readers.
  * @ref: references: one from the per-VM file, one per running hypercall
+ *	of the VM, one per send in progress to it (dropped with
+ *	kvmq_vm_put_peer())
  * @id: identity assigned by the VMM, 0 if none.  Written once under
  *	kvmq_lock, after @group; read locklessly with smp_load_acquire().
  * @group: the group the VM joined with its identity, NULL if none
@@ -133,6 +138,7 @@ struct kvmq_queues {
  * @queues: inbound queues; NULL until KVMQ_VM_SET_QUEUES, then constant.
  *	Published with smp_store_release().
  * @ap: the VM's aperture
+ * @put_work: drops a sender's last reference outside its vCPU thread
  * @rcu: deferred free, for RCU readers of @hnode
  */
 struct kvmq_vm {
@@ -144,6 +150,7 @@ struct kvmq_vm {
 	struct address_space *mapping;
 	struct kvmq_queues *queues;
 	struct kvmq_aperture ap;
+	struct work_struct put_work;
 	struct rcu_head rcu;
 };
 
@@ -153,6 +160,9 @@ bool kvmq_vm_is_attached(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_by_kvm(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_peer(struct kvmq_vm *vm, u32 id);
 void kvmq_vm_put(struct kvmq_vm *vm);
+void kvmq_vm_put_peer(struct kvmq_vm *vm);
+int kvmq_vm_module_init(void);
+void kvmq_vm_module_exit(void);
 u32 kvmq_vm_id(struct kvmq_vm *vm);
 int kvmq_group_create(void);
 
@@ -185,6 +195,7 @@ void kvmq_aperture_module_exit(void);
 int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		 struct kvmq_kmsg *msg, struct kvmq_queues *qs,
 		 struct kvmq_queue *q);
+bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);

@@ -12,9 +12,13 @@ static int __init kvmq_init(void)
 
 	kvmq_aperture_module_init();
 
-	ret = kvmq_hypercall_init();
+	ret = kvmq_vm_module_init();
 	if (ret)
 		goto err_aperture;
+
+	ret = kvmq_hypercall_init();
+	if (ret)
+		goto err_vm;
 
 	ret = kvmq_dev_init();
 	if (ret)
@@ -25,6 +29,8 @@ static int __init kvmq_init(void)
 
 err_hypercall:
 	kvmq_hypercall_exit();
+err_vm:
+	kvmq_vm_module_exit();
 err_aperture:
 	kvmq_aperture_module_exit();
 	return ret;
@@ -34,6 +40,7 @@ static void __exit kvmq_exit(void)
 {
 	kvmq_dev_exit();
 	kvmq_hypercall_exit();
+	kvmq_vm_module_exit();
 	kvmq_aperture_module_exit();
 	pr_info("unloaded\n");
 }

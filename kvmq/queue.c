@@ -20,6 +20,8 @@
 
 #include "kvmq.h"
 
+#define KVMQ_BLOCK_PAGES	(KVMQ_MSG_BLOCK_SIZE >> PAGE_SHIFT)
+
 /* The fixed part of struct kvmq_msg, which a send reads first. */
 struct kvmq_msg_hdr {
 	u32 kind;
@@ -368,13 +370,19 @@ out:
 	return ret;
 }
 
+static u32 kvmq_msg_pages(const struct kvmq_msg_hdr *hdr)
+{
+	return hdr->kind == KVMQ_MSG_BLOCKS ? hdr->nr * KVMQ_BLOCK_PAGES :
+					      hdr->nr;
+}
+
 /* Move the pages listed in @hdr->gpas from @vm's aperture into @q. */
 static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 			   gpa_t gpa, struct kvmq_queues *qs,
 			   struct kvmq_queue *q)
 {
 	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? 21 : PAGE_SHIFT;
-	u32 npages = hdr->nr << (shift - PAGE_SHIFT);
+	u32 npages = kvmq_msg_pages(hdr);
 	struct kvmq_kmsg *msg;
 	pgoff_t *idx;
 	u64 *gpas;
@@ -460,6 +468,8 @@ static int kvmq_msg_check(const struct kvmq_msg_hdr *hdr)
  * Return: 0 once the message is queued, else a negative errno and nothing
  * changed (a PAGES or BLOCKS send that fails after taking the sender's
  * mappings away leaves the pages in place; they refault unchanged).
+ * Pages that the receiver's aperture could never hold (size or quota)
+ * get -EMSGSIZE: queued, they would block the head of the queue.
  */
 long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
 {
@@ -488,12 +498,16 @@ long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
 		goto out;
 	}
 
-	if (hdr.kind == KVMQ_MSG_BYTES)
+	if (hdr.kind == KVMQ_MSG_BYTES) {
 		ret = kvmq_send_bytes(vm, &hdr, gpa, qs, q);
-	else
+	} else if (!kvmq_ap_fits(&peer->ap, kvmq_msg_pages(&hdr))) {
+		/* It would sit at the head of the queue for ever. */
+		ret = -EMSGSIZE;
+	} else {
 		ret = kvmq_send_pages(vm, &hdr, gpa, qs, q);
+	}
 out:
-	kvmq_vm_put(peer);
+	kvmq_vm_put_peer(peer);
 	return ret;
 }
 
@@ -504,8 +518,10 @@ out:
  * @queue: the queue to dequeue from
  * @gpa: guest-physical address of the struct kvmq_msg to fill
  *
- * Return: 0, or a negative errno and the message stays at the head of the
- * queue.
+ * Return: 0, or a negative errno.  The message stays at the head of the
+ * queue, except on -EFAULT from the final write of @gpa (the VMM removed
+ * the memslot since the first): the message is consumed then, its pages
+ * left in the aperture.
  */
 long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		  gpa_t gpa)

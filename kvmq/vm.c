@@ -173,6 +173,44 @@ void kvmq_vm_put(struct kvmq_vm *vm)
 	kref_put(&vm->ref, kvmq_vm_free);
 }
 
+/* Drops the references kvmq_vm_put_peer() could not drop in place. */
+static struct workqueue_struct *kvmq_wq;
+
+static void kvmq_vm_put_work(struct work_struct *work)
+{
+	kvmq_vm_put(container_of(work, struct kvmq_vm, put_work));
+}
+
+/**
+ * kvmq_vm_put_peer - drop a reference taken by kvmq_vm_get_peer()
+ * @vm: the peer
+ *
+ * Called in the sender's vCPU thread, in the middle of a KVM exit.  If the
+ * peer detached meanwhile, this may be its last reference, and freeing it
+ * would destroy the peer's KVM VM here, loading and putting the peer's
+ * vCPUs on top of the sender's.  That last reference is dropped by a
+ * kworker instead.  Only the holder of the last reference queues the work,
+ * so it is never queued twice at once.
+ */
+void kvmq_vm_put_peer(struct kvmq_vm *vm)
+{
+	if (refcount_dec_not_one(&vm->ref.refcount))
+		return;
+	queue_work(kvmq_wq, &vm->put_work);
+}
+
+int __init kvmq_vm_module_init(void)
+{
+	kvmq_wq = alloc_workqueue("kvmq", 0, 0);
+	return kvmq_wq ? 0 : -ENOMEM;
+}
+
+/* After the last file is gone: wait for the last deferred frees. */
+void kvmq_vm_module_exit(void)
+{
+	destroy_workqueue(kvmq_wq);
+}
+
 static int kvmq_vm_release(struct inode *inode, struct file *file)
 {
 	struct kvmq_vm *vm = file->private_data;
@@ -305,6 +343,7 @@ int kvmq_vm_attach(int vm_fd)
 	if (!vm)
 		return -ENOMEM;
 	kref_init(&vm->ref);
+	INIT_WORK(&vm->put_work, kvmq_vm_put_work);
 	vm->kvm = kvm;
 	kvmq_aperture_init(&vm->ap);
 

@@ -331,6 +331,10 @@ TEST_F(kvmq, groups)
 	kvmq_set_identity(vmq, self->group, 5);
 	kvmq_set_identity(vmq2, g2, 5);
 	EXPECT_EQ(5, kvmq_get_identity(vmq2));
+
+	/* A group outlives its fd while it has members. */
+	close(g2);
+	EXPECT_EQ(5, kvmq_get_identity(vmq2));
 	close(vmq2);
 	vmq2 = kvmq_attach(self->dev, vm2);
 
@@ -344,9 +348,6 @@ TEST_F(kvmq, groups)
 	EXPECT_EQ(-1, __kvmq_set_identity(vmq2, vm2->fd, 6));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, kvmq_get_identity(vmq2));
-
-	/* A group outlives its fd while it has members. */
-	close(g2);
 	kvmq_set_identity(vmq2, self->group, 6);
 
 	cg.flags = 1;

@@ -452,6 +452,12 @@ static void guest_send_errors(uint64_t gva, uint64_t gpa, uint64_t peer)
 	m->gpas[0] = AP;
 	EXPECT_HC(-EINVAL, KVMQ_HC_SEND, peer, 0, gpa);
 
+	/* More than the receiver's 8 MiB aperture could ever hold. */
+	msg_init(m, KVMQ_MSG_BLOCKS, 5, PG);
+	for (i = 0; i < 5; i++)
+		m->gpas[i] = AP + i * SZ_2M;
+	EXPECT_HC(-EMSGSIZE, KVMQ_HC_SEND, peer, 0, gpa);
+
 	/* Nothing moved: the pages are still here, with their data. */
 	GUEST_ASSERT(check(p, 2 * PG, 3, 0));
 	GUEST_SYNC(1);
