@@ -25,6 +25,7 @@
  *              bytes are not zero, or ``size`` is larger than a page
  *  EOPNOTSUPP  ``flags`` contains a bit the kernel does not know
  *  ENOTTY      the ioctl number is not a kvmq ioctl for this file
+ *  EIO         a per-VM file used by a process other than the VM's
  *  =========== ============================================================
  *
  * Errors specific to one ioctl are listed next to it, and in
@@ -226,8 +227,9 @@ struct kvmq_vm_aperture {
  * @nr_queues: queues of the VM, numbered 0 to @nr_queues - 1; 1 to
  *	KVMQ_QUEUES_MAX
  * @nr_vcpu_queues: per-vCPU queues, numbered KVMQ_QUEUE_VCPU(vcpu_id) for
- *	vcpu_id 0 to @nr_vcpu_queues - 1; at least the number of vCPUs the VM
- *	has, at most KVMQ_VCPU_QUEUES_MAX
+ *	vcpu_id 0 to @nr_vcpu_queues - 1; at least the number of vCPUs
+ *	created so far, at most KVMQ_VCPU_QUEUES_MAX.  A vCPU whose vcpu_id
+ *	is @nr_vcpu_queues or more has no queue of its own.
  * @depth: messages each queue holds at most; 1 to KVMQ_DEPTH_MAX
  * @__reserved: must be 0
  *
@@ -371,13 +373,14 @@ struct kvmq_vm_post {
 /*
  * Messages.  RBX = destination identity, RCX = queue, RDX = guest-physical
  * address of a struct kvmq_msg to send.  Returns 0 once the message is in
- * the destination queue; see Documentation/hypercalls.rst for the errors.
+ * the destination queue; see Documentation/hypercalls.rst for the errors
+ * (-EMSGSIZE: pages the receiver's aperture could never hold).
  */
 #define KVMQ_HC_SEND		(KVMQ_HC_BASE + 3)
 /*
  * RBX = queue, RCX = guest-physical address of a struct kvmq_msg that kvmq
- * fills with the next message of the queue.  Returns 0, or -EAGAIN if the
- * queue is empty.
+ * fills with the next message of the queue.  Returns 0, -EAGAIN if the
+ * queue is empty, or another error of Documentation/hypercalls.rst.
  */
 #define KVMQ_HC_RECV		(KVMQ_HC_BASE + 4)
 /* RBX = queue.  Returns the number of messages in the queue. */
