@@ -17,8 +17,6 @@
 
 #include "kvmq.h"
 
-#define KVMQ_BLOCK_ORDER	(21 - PAGE_SHIFT)
-#define KVMQ_BLOCK_PAGES	BIT(KVMQ_BLOCK_ORDER)
 #define KVMQ_AP_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
 
 /*
@@ -58,13 +56,6 @@ void kvmq_aperture_destroy(struct kvmq_aperture *ap)
 		put_page(page);
 	xa_destroy(&ap->pages);
 	kvmq_pool_sub(ap->held);
-}
-
-/* The configuration is written once, before nr_pages is published. */
-static unsigned long kvmq_ap_nr_pages(struct kvmq_aperture *ap)
-{
-	/* Pairs with smp_store_release() in kvmq_vm_set_aperture(). */
-	return smp_load_acquire(&ap->nr_pages);
 }
 
 long kvmq_vm_set_aperture(void *priv, void *arg)

@@ -196,6 +196,7 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_msg, gpas) != 32);
 	BUILD_BUG_ON(sizeof(struct kvmq_msg) != 32 + KVMQ_MSG_BYTES_MAX);
 	BUILD_BUG_ON(KVMQ_MSG_PAGES_MAX * sizeof(__u64) != KVMQ_MSG_BYTES_MAX);
+	BUILD_BUG_ON(KVMQ_MSG_BLOCK_SIZE != 1ULL << KVMQ_BLOCK_SHIFT);
 
 	BUILD_BUG_ON(sizeof(union kvmq_ioctl_buf) > 256);
 }

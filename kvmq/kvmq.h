@@ -26,6 +26,11 @@
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
+/* A 2 MiB block: the unit of KVMQ_MSG_BLOCKS and of PMD mappings. */
+#define KVMQ_BLOCK_SHIFT	21
+#define KVMQ_BLOCK_ORDER	(KVMQ_BLOCK_SHIFT - PAGE_SHIFT)
+#define KVMQ_BLOCK_PAGES	BIT(KVMQ_BLOCK_ORDER)
+
 /**
  * struct kvmq_aperture - memory of one VM owned by kvmq
  * @lock: held for read by the fault handlers while they look up and map
@@ -52,6 +57,13 @@ struct kvmq_aperture {
 	unsigned long quota;
 	unsigned long held;
 };
+
+/* The aperture's size in pages, 0 before KVMQ_VM_SET_APERTURE. */
+static inline unsigned long kvmq_ap_nr_pages(struct kvmq_aperture *ap)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_aperture(). */
+	return smp_load_acquire(&ap->nr_pages);
+}
 
 /**
  * struct kvmq_group - a namespace of identities

@@ -20,8 +20,6 @@
 
 #include "kvmq.h"
 
-#define KVMQ_BLOCK_PAGES	(KVMQ_MSG_BLOCK_SIZE >> PAGE_SHIFT)
-
 /* The fixed part of struct kvmq_msg, which a send reads first. */
 struct kvmq_msg_hdr {
 	u32 kind;
@@ -332,8 +330,7 @@ static int kvmq_msg_indices(struct kvmq_aperture *ap, const u64 *gpas,
 			    u32 nr, unsigned int shift, pgoff_t *idx)
 {
 	unsigned long per = 1UL << (shift - PAGE_SHIFT);
-	/* Pairs with smp_store_release() in kvmq_vm_set_aperture(). */
-	unsigned long nr_pages = smp_load_acquire(&ap->nr_pages);
+	unsigned long nr_pages = kvmq_ap_nr_pages(ap);
 	pgoff_t *sorted;
 	u32 i, j;
 	int ret = 0;
@@ -381,7 +378,8 @@ static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 			   gpa_t gpa, struct kvmq_queues *qs,
 			   struct kvmq_queue *q)
 {
-	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? 21 : PAGE_SHIFT;
+	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? KVMQ_BLOCK_SHIFT :
+							    PAGE_SHIFT;
 	u32 npages = kvmq_msg_pages(hdr);
 	struct kvmq_kmsg *msg;
 	pgoff_t *idx;

@@ -602,6 +602,35 @@ TEST_F(q, no_identity)
 	kvmq_peer_destroy(&c);
 }
 
+/* A VM without an aperture has no pages to send or give back. */
+static void guest_no_aperture(uint64_t gva, uint64_t gpa, uint64_t peer)
+{
+	struct kvmq_msg *m = (void *)gva;
+
+	msg_init(m, KVMQ_MSG_PAGES, 1, PG);
+	m->gpas[0] = AP;
+	EXPECT_HC(-ENODEV, KVMQ_HC_SEND, peer, 0, gpa);
+	EXPECT_HC(-ENODEV, KVMQ_HC_RELEASE, AP, 1, 0);
+	msg_init(m, KVMQ_MSG_BYTES, 0, 4);
+	EXPECT_HC(0, KVMQ_HC_SEND, peer, 0, gpa);
+	GUEST_DONE();
+}
+
+TEST_F(q, no_aperture)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_create_with_one_vcpu(&vcpu, guest_no_aperture);
+	int vmq = kvmq_attach(self->dev, vm);
+	uint64_t gva = vm_vaddr_alloc_page(vm);
+
+	kvmq_set_identity(vmq, self->group, 3);
+	kvmq_grant(self->b.vmq, 0, 3);
+	vcpu_args_set(vcpu, 3, gva, addr_gva2gpa(vm, gva), ID_B);
+	kvmq_run_to_done(vcpu);
+	kvm_vm_free(vm);
+	close(vmq);
+}
+
 /* The VMM tells its guest who its peers are by posting into its queues. */
 static void guest_posted(uint64_t gva, uint64_t gpa)
 {
