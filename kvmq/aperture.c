@@ -11,6 +11,7 @@
  * split, because KVM cannot take references on compound tail pages.
  */
 #include <linux/debugfs.h>
+#include <linux/maple_tree.h>
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <uapi/linux/kvmq.h>
@@ -37,7 +38,91 @@ void kvmq_aperture_init(struct kvmq_aperture *ap)
 {
 	init_rwsem(&ap->lock);
 	mutex_init(&ap->alloc_lock);
-	xa_init(&ap->pages);
+	mt_init_flags(&ap->pages, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU);
+	mt_init_flags(&ap->chunks, MT_FLAGS_ALLOC_RANGE);
+}
+
+/* The page at @idx, or NULL; lockless (the page tree is in RCU mode). */
+static struct page *kvmq_ap_lookup(struct kvmq_aperture *ap, pgoff_t idx)
+{
+	return mtree_load(&ap->pages, idx);
+}
+
+/*
+ * Index maintenance, under @alloc_lock: a 2 MiB chunk is in @chunks while
+ * @pages holds any page of it.  kvmq_ap_chunk_get() after a page of chunk
+ * @c was stored, kvmq_ap_chunk_put() after one was erased.
+ */
+static int kvmq_ap_chunk_get(struct kvmq_aperture *ap, unsigned long c)
+{
+	lockdep_assert_held(&ap->alloc_lock);
+	if (mtree_load(&ap->chunks, c))
+		return 0;
+	return mtree_insert(&ap->chunks, c, xa_mk_value(1),
+			    GFP_KERNEL_ACCOUNT);
+}
+
+static void kvmq_ap_chunk_put(struct kvmq_aperture *ap, unsigned long c)
+{
+	unsigned long idx = c * KVMQ_BLOCK_PAGES;
+
+	lockdep_assert_held(&ap->alloc_lock);
+	if (!mt_find(&ap->pages, &idx, idx + KVMQ_BLOCK_PAGES - 1))
+		mtree_erase(&ap->chunks, c);
+}
+
+/*
+ * Store @nr pages at free slots from @idx on: all of them, or none.  Page
+ * i is @pages[i], or nth_page(@run, i) if @pages is NULL.
+ */
+static int kvmq_ap_store(struct kvmq_aperture *ap, pgoff_t idx,
+			 struct page *const *pages, struct page *run,
+			 unsigned long nr)
+{
+	unsigned long i, stored, c;
+	int ret = 0;
+
+	lockdep_assert_held(&ap->alloc_lock);
+	for (i = 0; i < nr; i++) {
+		ret = mtree_insert(&ap->pages, idx + i,
+				   pages ? pages[i] : nth_page(run, i),
+				   GFP_KERNEL_ACCOUNT);
+		if (ret)
+			break;
+		if (!i || !((idx + i) % KVMQ_BLOCK_PAGES)) {
+			ret = kvmq_ap_chunk_get(ap, (idx + i) /
+						KVMQ_BLOCK_PAGES);
+			if (ret) {
+				i++;	/* stored, its chunk not marked */
+				break;
+			}
+		}
+	}
+	if (!ret)
+		return 0;
+
+	stored = i;
+	while (i--)
+		mtree_erase(&ap->pages, idx + i);
+	for (c = idx / KVMQ_BLOCK_PAGES; stored &&
+	     c <= (idx + stored - 1) / KVMQ_BLOCK_PAGES; c++)
+		kvmq_ap_chunk_put(ap, c);
+	return ret;
+}
+
+/* Erase the pages at the @nr indices @idx (any order) from @ap. */
+static void kvmq_ap_erase(struct kvmq_aperture *ap, const pgoff_t *idx,
+			  unsigned long nr)
+{
+	unsigned long i;
+
+	lockdep_assert_held(&ap->alloc_lock);
+	for (i = 0; i < nr; i++)
+		mtree_erase(&ap->pages, idx[i]);
+	for (i = 0; i < nr; i++)
+		if (!i || idx[i] / KVMQ_BLOCK_PAGES !=
+			  idx[i - 1] / KVMQ_BLOCK_PAGES)
+			kvmq_ap_chunk_put(ap, idx[i] / KVMQ_BLOCK_PAGES);
 }
 
 /*
@@ -49,12 +134,15 @@ void kvmq_aperture_init(struct kvmq_aperture *ap)
  */
 void kvmq_aperture_destroy(struct kvmq_aperture *ap)
 {
+	unsigned long idx = 0;
 	struct page *page;
-	unsigned long idx;
 
-	xa_for_each(&ap->pages, idx, page)
+	mt_for_each(&ap->pages, page, idx, ULONG_MAX) {
 		put_page(page);
-	xa_destroy(&ap->pages);
+		cond_resched();
+	}
+	mtree_destroy(&ap->pages);
+	mtree_destroy(&ap->chunks);
 	kvmq_pool_sub(ap->held);
 }
 
@@ -64,7 +152,7 @@ long kvmq_vm_set_aperture(void *priv, void *arg)
 	struct kvmq_vm *vm = priv;
 	struct kvmq_aperture *ap = &vm->ap;
 
-	if (cfg->held || !cfg->length || cfg->length > KVMQ_APERTURE_MAX ||
+	if (cfg->held || cfg->queued || !cfg->length || cfg->length > KVMQ_APERTURE_MAX ||
 	    !IS_ALIGNED(cfg->length, KVMQ_APERTURE_ALIGN) ||
 	    !IS_ALIGNED(cfg->gpa, KVMQ_APERTURE_ALIGN) ||
 	    cfg->gpa + cfg->length < cfg->gpa ||
@@ -96,7 +184,15 @@ long kvmq_vm_get_aperture(void *priv, void *arg)
 	cfg->length = (u64)ap->nr_pages << PAGE_SHIFT;
 	cfg->quota = (u64)ap->quota << PAGE_SHIFT;
 	cfg->held = (u64)ap->held << PAGE_SHIFT;
+	cfg->queued = (u64)ap->queued << PAGE_SHIFT;
 	return 0;
+}
+
+/* Pages @ap may still be charged: its quota less what it holds and queues. */
+static unsigned long kvmq_ap_room(struct kvmq_aperture *ap)
+{
+	lockdep_assert_held(&ap->alloc_lock);
+	return ap->quota - ap->held - ap->queued;
 }
 
 static void kvmq_ap_account(struct kvmq_aperture *ap, long nr)
@@ -112,21 +208,21 @@ static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
 	struct page *page;
 	int ret;
 
-	page = xa_load(&ap->pages, idx);
+	page = kvmq_ap_lookup(ap, idx);
 	if (page)
 		return page;
 
 	guard(mutex)(&ap->alloc_lock);
-	page = xa_load(&ap->pages, idx);
+	page = kvmq_ap_lookup(ap, idx);
 	if (page)
 		return page;
-	if (ap->held >= ap->quota)
+	if (kvmq_ap_room(ap) < 1)
 		return ERR_PTR(-EDQUOT);
 
 	page = alloc_page(KVMQ_AP_GFP);
 	if (!page)
 		return ERR_PTR(-ENOMEM);
-	ret = xa_err(xa_store(&ap->pages, idx, page, GFP_KERNEL_ACCOUNT));
+	ret = kvmq_ap_store(ap, idx, NULL, page, 1);
 	if (ret) {
 		put_page(page);
 		return ERR_PTR(ret);
@@ -142,24 +238,23 @@ static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
  */
 static struct page *kvmq_ap_block(struct kvmq_aperture *ap, pgoff_t idx)
 {
-	unsigned long first = idx, i;
 	struct page *page;
+	unsigned long i;
 
 	guard(mutex)(&ap->alloc_lock);
-	page = xa_load(&ap->pages, idx);
+	page = kvmq_ap_lookup(ap, idx);
 	if (page) {
 		if (!IS_ALIGNED(page_to_pfn(page), KVMQ_BLOCK_PAGES))
 			return NULL;
 		for (i = 1; i < KVMQ_BLOCK_PAGES; i++)
-			if (xa_load(&ap->pages, idx + i) != nth_page(page, i))
+			if (kvmq_ap_lookup(ap, idx + i) != nth_page(page, i))
 				return NULL;
 		return page;
 	}
 
-	if (xa_find(&ap->pages, &first, idx + KVMQ_BLOCK_PAGES - 1,
-		    XA_PRESENT))
+	if (mtree_load(&ap->chunks, idx / KVMQ_BLOCK_PAGES))
 		return NULL;
-	if (ap->quota - ap->held < KVMQ_BLOCK_PAGES)
+	if (kvmq_ap_room(ap) < KVMQ_BLOCK_PAGES)
 		return NULL;
 
 	page = alloc_pages(KVMQ_AP_GFP | __GFP_NORETRY | __GFP_NOWARN,
@@ -168,20 +263,13 @@ static struct page *kvmq_ap_block(struct kvmq_aperture *ap, pgoff_t idx)
 		return NULL;
 	split_page(page, KVMQ_BLOCK_ORDER);
 
-	for (i = 0; i < KVMQ_BLOCK_PAGES; i++) {
-		if (xa_is_err(xa_store(&ap->pages, idx + i, nth_page(page, i),
-				       GFP_KERNEL_ACCOUNT)))
-			goto err_unwind;
+	if (kvmq_ap_store(ap, idx, NULL, page, KVMQ_BLOCK_PAGES)) {
+		for (i = 0; i < KVMQ_BLOCK_PAGES; i++)
+			put_page(nth_page(page, i));
+		return NULL;
 	}
 	kvmq_ap_account(ap, KVMQ_BLOCK_PAGES);
 	return page;
-
-err_unwind:
-	while (i--)
-		xa_erase(&ap->pages, idx + i);
-	for (i = 0; i < KVMQ_BLOCK_PAGES; i++)
-		put_page(nth_page(page, i));
-	return NULL;
 }
 
 static vm_fault_t kvmq_ap_fault(struct vm_fault *vmf)
@@ -274,7 +362,7 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
  * @vm: the sending VM
  * @idx: @msg->npages aperture page indices, in message order
  * @msg: the message; receives the pages
- * @qs: the receiver's queues
+ * @to: the receiving VM (may be @vm)
  * @q: the receiver's queue
  *
  * Every page must be held by the aperture and referenced by nothing else.
@@ -285,13 +373,17 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
  * lost access before any receiver can gain it.  The aperture's lock, held
  * for write, keeps its faults from mapping the pages again meanwhile.
  *
+ * The pages stop counting against the sender's quota as they start
+ * counting against the receiver's (kvmq_enqueue_locked()): at every moment
+ * each is charged to exactly one VM.
+ *
  * Return: 0, or a negative errno with the aperture's contents unchanged
  * (a page whose mapping was already removed faults back in): -ENOTCONN
  * (the VM detached), -ENXIO (a page is not held), -EBUSY (a page is
  * pinned), or an error of kvmq_enqueue_check().
  */
 int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
-		 struct kvmq_kmsg *msg, struct kvmq_queues *qs,
+		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
 		 struct kvmq_queue *q)
 {
 	struct kvmq_aperture *ap = &vm->ap;
@@ -304,7 +396,7 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		return -ENOTCONN;
 
 	for (i = 0; i < nr; i++) {
-		msg->pages[i] = xa_load(&ap->pages, idx[i]);
+		msg->pages[i] = kvmq_ap_lookup(ap, idx[i]);
 		if (!msg->pages[i])
 			return -ENXIO;
 		lo = min(lo, idx[i]);
@@ -312,11 +404,11 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 	}
 
 	/*
-	 * A full queue is the common failure: see it before paying for the
-	 * unmap.  Checked again, for good, when enqueueing.
+	 * A full queue or budget is the common failure: see it before
+	 * paying for the unmap.  Checked again, for good, when enqueueing.
 	 */
 	scoped_guard(mutex, &q->lock) {
-		ret = kvmq_enqueue_check(qs, q, msg->sender);
+		ret = kvmq_enqueue_check(to, q, msg);
 		if (ret)
 			return ret;
 	}
@@ -329,16 +421,25 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		if (page_ref_count(msg->pages[i]) != 1)
 			return -EBUSY;
 
-	scoped_guard(mutex, &q->lock) {
-		ret = kvmq_enqueue_locked(qs, q, msg);
-		if (ret)
-			return ret;
-		for (i = 0; i < nr; i++)
-			xa_erase(&ap->pages, idx[i]);
-	}
-
+	/*
+	 * Uncharge the sender first, so that a send to the VM's own queue
+	 * is not charged twice.  No fault can see the lower count: they
+	 * wait for @ap->lock.
+	 */
 	scoped_guard(mutex, &ap->alloc_lock)
 		ap->held -= nr;
+	scoped_guard(mutex, &q->lock) {
+		ret = kvmq_enqueue_locked(to, q, msg);
+		if (!ret) {
+			guard(mutex)(&ap->alloc_lock);
+			kvmq_ap_erase(ap, idx, nr);
+		}
+	}
+	if (ret) {
+		guard(mutex)(&ap->alloc_lock);
+		ap->held += nr;
+		return ret;
+	}
 	atomic64_add(nr, &kvmq_stats.pages_moved);
 	return 0;
 }
@@ -352,23 +453,47 @@ bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr)
 	return nr_pages && nr <= nr_pages && nr <= ap->quota;
 }
 
+/**
+ * kvmq_ap_queue_pages - charge pages queued to the VM of @ap
+ * @ap: the receiver's aperture
+ * @nr: pages of a message about to be queued
+ * @limit: the most pages queued at once, 0 for none but the quota
+ * @charge: charge them; else only check
+ *
+ * Return: 0, or -ENOBUFS if the quota (pages held and queued) or @limit
+ * has no room for @nr more pages now.
+ */
+int kvmq_ap_queue_pages(struct kvmq_aperture *ap, u32 nr,
+			unsigned long limit, bool charge)
+{
+	guard(mutex)(&ap->alloc_lock);
+	if (kvmq_ap_room(ap) < nr || (limit && limit - ap->queued < nr))
+		return -ENOBUFS;
+	if (charge)
+		ap->queued += nr;
+	return 0;
+}
+
 /*
- * The first index of @nr free slots in a row, @align aligned, or -ENOSPC.
- * A slot is free when the aperture holds no page there.
+ * The first index of @nr free slots in a row (of @nr / 512 free 2 MiB
+ * chunks in a row if @block), or -ENOSPC.  A slot is free when the
+ * aperture holds no page there.  The maple trees keep the size of the
+ * largest gap below each node: the search is logarithmic in the number of
+ * pages held, however fragmented the aperture.
  */
 static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
-			      unsigned long align)
+			      bool block)
 {
-	unsigned long start = 0, next;
+	MA_STATE(mas, block ? &ap->chunks : &ap->pages, 0, 0);
+	unsigned int shift = block ? KVMQ_BLOCK_ORDER : 0;
+	int ret;
 
 	lockdep_assert_held(&ap->alloc_lock);
-	while (start + nr <= ap->nr_pages) {
-		next = start;
-		if (!xa_find(&ap->pages, &next, start + nr - 1, XA_PRESENT))
-			return start;
-		start = ALIGN(next + 1, align);
-	}
-	return -ENOSPC;
+	mtree_lock(mas.tree);
+	ret = mas_empty_area(&mas, 0, (ap->nr_pages >> shift) - 1,
+			     nr >> shift);
+	mtree_unlock(mas.tree);
+	return ret ? -ENOSPC : mas.index << shift;
 }
 
 /**
@@ -380,39 +505,81 @@ static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
  * The pages go to @msg->npages free slots in a row (2 MiB aligned for
  * BLOCKS, so that a block moved whole is mapped at 2 MiB again).  Free
  * slots have no mapping, so nothing needs to be unmapped; the receiver's
- * next access faults the pages in.  On success the aperture owns the pages.
+ * next access faults the pages in.  On success the aperture owns the pages;
+ * they were charged to its quota since they were queued.
  *
- * Return: 0, -ENODEV (no aperture), -EDQUOT (quota), -ENOSPC (no free
- * run of slots), -ENOMEM; on error nothing changed.
+ * Return: 0, -ENOSPC (no free run of slots), -ENOMEM; on error nothing
+ * changed.
  */
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa)
 {
-	unsigned long align = msg->kind == KVMQ_MSG_BLOCKS ?
-			      KVMQ_BLOCK_PAGES : 1;
-	u32 i, nr = msg->npages;
+	u32 nr = msg->npages;
 	long start;
+	int ret;
 
 	guard(mutex)(&ap->alloc_lock);
-	if (!ap->nr_pages)
-		return -ENODEV;
-	if (ap->held > ap->quota || ap->quota - ap->held < nr)
-		return -EDQUOT;
-	start = kvmq_ap_find_free(ap, nr, align);
+	start = kvmq_ap_find_free(ap, nr, msg->kind == KVMQ_MSG_BLOCKS);
 	if (start < 0)
 		return start;
-
-	for (i = 0; i < nr; i++) {
-		if (xa_is_err(xa_store(&ap->pages, start + i, msg->pages[i],
-				       GFP_KERNEL_ACCOUNT))) {
-			while (i--)
-				xa_erase(&ap->pages, start + i);
-			return -ENOMEM;
-		}
-	}
+	ret = kvmq_ap_store(ap, start, msg->pages, NULL, nr);
+	if (ret)
+		return ret;
+	ap->queued -= nr;
 	ap->held += nr;
 	*gpa = ap->gpa + ((u64)start << PAGE_SHIFT);
 	return 0;
+}
+
+/*
+ * Pages a release frees under one hold of the aperture's locks: the
+ * largest message, so that giving back one message costs one unmap.
+ */
+#define KVMQ_RELEASE_BATCH	(KVMQ_MSG_BLOCKS_MAX * KVMQ_BLOCK_PAGES)
+
+/*
+ * Free the next batch of pages of @ap from @idx to @last: at most
+ * KVMQ_RELEASE_BATCH pages, the range from @idx to the last of them
+ * unmapped first.  Return the index where the next batch starts (past
+ * @last when done) and add the pages freed to @freed.
+ */
+static pgoff_t kvmq_ap_release_batch(struct kvmq_vm *vm, pgoff_t idx,
+				     pgoff_t last, long *freed)
+{
+	struct kvmq_aperture *ap = &vm->ap;
+	pgoff_t end = last, i = idx, c;
+	struct page *page;
+	long n = 0;
+
+	lockdep_assert_held_write(&ap->lock);
+	while (mt_find(&ap->pages, &i, last)) {
+		if (++n == KVMQ_RELEASE_BATCH) {
+			end = i - 1;	/* mt_find() left @i past the page */
+			break;
+		}
+	}
+
+	/* A free slot has no mapping: only the span of the pages matters. */
+	unmap_mapping_pages(vm->mapping, idx, end - idx + 1, false);
+	atomic64_inc(&kvmq_stats.unmaps);
+
+	guard(mutex)(&ap->alloc_lock);
+	i = idx;
+	while ((page = mt_find(&ap->pages, &i, end))) {
+		mtree_erase(&ap->pages, i - 1);
+		put_page(page);
+	}
+	for (c = idx / KVMQ_BLOCK_PAGES; c <= end / KVMQ_BLOCK_PAGES; c++) {
+		i = c;
+		if (!mt_find(&ap->chunks, &i, end / KVMQ_BLOCK_PAGES))
+			break;
+		c = i - 1;
+		kvmq_ap_chunk_put(ap, c);
+	}
+	ap->held -= n;
+	kvmq_pool_sub(n);
+	*freed += n;
+	return end + 1;
 }
 
 /**
@@ -421,18 +588,24 @@ int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
  * @gpa: guest-physical address of the first page, 4 KiB aligned
  * @nr: pages in the range
  *
- * The range's pages are unmapped (one flush) and freed; the slots become
- * free.  A page the range does not hold is skipped.
+ * The range's pages are unmapped and freed; the slots become free.  A slot
+ * the range does not hold is skipped: the work is bounded by the pages
+ * held, not by @nr.  It is done in batches of KVMQ_RELEASE_BATCH pages,
+ * each with one unmap (one TLB flush), and the locks are dropped and the
+ * CPU yielded between batches, so that a release of a large aperture does
+ * not hold up the VM's faults, its receives or the senders waiting for its
+ * queues.  A page that enters the part of the range not yet released
+ * (another vCPU touching it, or receiving into it) is released too.
  *
  * Return: the number of pages freed, or -ENODEV (no aperture), -EINVAL
- * (range misaligned or outside the aperture), -ENOTCONN (detached).
+ * (range misaligned or outside the aperture), -ENOTCONN (detached before
+ * the first batch; a detach between batches ends the release early).
  */
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr)
 {
 	struct kvmq_aperture *ap = &vm->ap;
 	unsigned long nr_pages = kvmq_ap_nr_pages(ap);
-	struct page *page;
-	pgoff_t first, idx;
+	pgoff_t idx, last;
 	long freed = 0;
 
 	if (!nr_pages)
@@ -441,23 +614,17 @@ long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr)
 	    (gpa - ap->gpa) >> PAGE_SHIFT >= nr_pages ||
 	    nr > nr_pages - ((gpa - ap->gpa) >> PAGE_SHIFT))
 		return -EINVAL;
-	first = (gpa - ap->gpa) >> PAGE_SHIFT;
+	idx = (gpa - ap->gpa) >> PAGE_SHIFT;
+	last = idx + nr - 1;
 
-	guard(rwsem_write)(&ap->lock);
-	if (!vm->mapping)
-		return -ENOTCONN;
-
-	unmap_mapping_pages(vm->mapping, first, nr, false);
-	atomic64_inc(&kvmq_stats.unmaps);
-
-	guard(mutex)(&ap->alloc_lock);
-	xa_for_each_range(&ap->pages, idx, page, first, first + nr - 1) {
-		xa_erase(&ap->pages, idx);
-		put_page(page);
-		freed++;
-	}
-	ap->held -= freed;
-	kvmq_pool_sub(freed);
+	do {
+		if (idx != (gpa - ap->gpa) >> PAGE_SHIFT)
+			cond_resched();
+		guard(rwsem_write)(&ap->lock);
+		if (!vm->mapping)
+			return freed ?: -ENOTCONN;
+		idx = kvmq_ap_release_batch(vm, idx, last, &freed);
+	} while (idx <= last);
 	return freed;
 }
 

@@ -157,7 +157,8 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, length) != 16);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, quota) != 24);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, held) != 32);
-	BUILD_BUG_ON(sizeof(struct kvmq_vm_aperture) != 40);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, queued) != 40);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_aperture) != 48);
 
 	BUILD_BUG_ON(offsetof(struct kvmq_create_group, size) != 0);
 	BUILD_BUG_ON(offsetof(struct kvmq_create_group, flags) != 4);
@@ -169,7 +170,10 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, nr_vcpu_queues) != 12);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, depth) != 16);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, __reserved) != 20);
-	BUILD_BUG_ON(sizeof(struct kvmq_vm_queues) != 24);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, page_limit) != 24);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, mem_limit) != 32);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, mem) != 40);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_queues) != 48);
 
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, size) != 0);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, flags) != 4);

@@ -20,6 +20,7 @@
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/kvm_host.h>
+#include <linux/maple_tree.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
@@ -36,26 +37,32 @@
  * @lock: held for read by the fault handlers while they look up and map
  *	a page; held for write to take pages away (moves, releases) and to
  *	detach, so that no fault maps a page being taken away.
- * @alloc_lock: protects the configuration (set once), insertions into
- *	@pages and @held.  Removals from @pages hold @lock for write instead
- *	(faults, the only other path that maps, are excluded).  Nests inside
- *	@lock.
+ * @alloc_lock: protects the configuration (set once), every change to
+ *	@pages and @chunks, @held and @queued.  Nests inside @lock and
+ *	inside kvmq_queue.lock.
  * @pages: aperture page index -> struct page (order 0, one reference owned
- *	by the aperture).  Lookups are lockless (xarray RCU).
+ *	by the aperture).  A maple tree in RCU mode: lookups are lockless,
+ *	and its gaps (free slots) are found in logarithmic time.
+ * @chunks: index of the 2 MiB chunks of which @pages holds any page, so
+ *	that free aligned runs of chunks (for blocks) are found the same way
  * @gpa: guest-physical base the VMM declared
  * @nr_pages: size in pages; 0 until KVMQ_VM_SET_APERTURE, then constant.
  *	Published with smp_store_release() after @gpa and @quota.
- * @quota: the most pages @pages may hold
+ * @quota: the most pages charged to the VM at once: @held + @queued
  * @held: pages in @pages
+ * @queued: pages of messages in the VM's queues, charged to it from the
+ *	moment they are queued until they are placed in @pages
  */
 struct kvmq_aperture {
 	struct rw_semaphore lock;	/* faults (read) vs. moves (write) */
-	struct mutex alloc_lock;	/* configuration, @pages, @held */
-	struct xarray pages;
+	struct mutex alloc_lock;	/* configuration, @pages, counts */
+	struct maple_tree pages;
+	struct maple_tree chunks;
 	u64 gpa;
 	unsigned long nr_pages;
 	unsigned long quota;
 	unsigned long held;
+	unsigned long queued;
 };
 
 /* The aperture's size in pages, 0 before KVMQ_VM_SET_APERTURE. */
@@ -84,6 +91,8 @@ struct kvmq_group {
  * @sender: identity stamped at send time (KVMQ_ID_VMM for a post)
  * @nr: pages or blocks, as the sender gave it
  * @len: payload bytes
+ * @mem: bytes of kernel memory the message takes, charged to the
+ *	receiver's kvmq_queues::mem while it is queued
  * @npages: entries of @pages (0 for BYTES)
  * @pages: PAGES and BLOCKS: the pages, owned by the message
  * @data: BYTES: the payload
@@ -94,6 +103,7 @@ struct kvmq_kmsg {
 	u32 sender;
 	u32 nr;
 	u32 len;
+	u32 mem;
 	u32 npages;
 	union {
 		DECLARE_FLEX_ARRAY(struct page *, pages);
@@ -123,6 +133,12 @@ struct kvmq_queue {
  * @nr_vcpu_queues: per-vCPU queues, after the VM queues in @q
  * @depth: the most messages in one queue
  * @nr_total: entries of @q
+ * @page_limit: the most pages queued to the VM at once, 0 for no limit
+ *	but the aperture's quota
+ * @mem_limit: the most bytes of kernel memory that messages queued to the
+ *	VM may take at once
+ * @mem: bytes of kernel memory that messages queued to the VM take now;
+ *	charged and uncharged under the lock of the message's queue
  * @q: the queues
  */
 struct kvmq_queues {
@@ -130,6 +146,9 @@ struct kvmq_queues {
 	u32 nr_vcpu_queues;
 	u32 depth;
 	u32 nr_total;
+	unsigned long page_limit;
+	unsigned long mem_limit;
+	atomic_long_t mem;
 	struct kvmq_queue q[] __counted_by(nr_total);
 };
 
@@ -191,9 +210,9 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		  gpa_t gpa);
 long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue);
 void kvmq_kmsg_free(struct kvmq_kmsg *msg);
-int kvmq_enqueue_check(struct kvmq_queues *qs, struct kvmq_queue *q,
-		       u32 sender);
-int kvmq_enqueue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
+		       const struct kvmq_kmsg *msg);
+int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 			struct kvmq_kmsg *msg);
 
 /* aperture.c */
@@ -205,9 +224,11 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
 void kvmq_aperture_module_init(void);
 void kvmq_aperture_module_exit(void);
 int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
-		 struct kvmq_kmsg *msg, struct kvmq_queues *qs,
+		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
 		 struct kvmq_queue *q);
 bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
+int kvmq_ap_queue_pages(struct kvmq_aperture *ap, u32 nr,
+			unsigned long limit, bool charge);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);

@@ -79,11 +79,15 @@ long kvmq_vm_set_queues(void *priv, void *arg)
 	struct kvmq_queues *qs;
 	u32 i, total;
 
-	if (cfg->__reserved || !cfg->nr_queues ||
+	if (cfg->__reserved || cfg->mem || !cfg->nr_queues ||
 	    cfg->nr_queues > KVMQ_QUEUES_MAX ||
 	    cfg->nr_vcpu_queues > KVMQ_VCPU_QUEUES_MAX ||
 	    cfg->nr_vcpu_queues < atomic_read(&vm->kvm->online_vcpus) ||
-	    !cfg->depth || cfg->depth > KVMQ_DEPTH_MAX)
+	    !cfg->depth || cfg->depth > KVMQ_DEPTH_MAX ||
+	    !PAGE_ALIGNED(cfg->page_limit) ||
+	    cfg->page_limit > KVMQ_APERTURE_MAX ||
+	    (cfg->mem_limit && (cfg->mem_limit < KVMQ_MEM_LIMIT_MIN ||
+				cfg->mem_limit > KVMQ_MEM_LIMIT_MAX)))
 		return -EINVAL;
 
 	total = cfg->nr_queues + cfg->nr_vcpu_queues;
@@ -94,6 +98,9 @@ long kvmq_vm_set_queues(void *priv, void *arg)
 	qs->nr_vcpu_queues = cfg->nr_vcpu_queues;
 	qs->depth = cfg->depth;
 	qs->nr_total = total;
+	qs->page_limit = cfg->page_limit >> PAGE_SHIFT;
+	qs->mem_limit = cfg->mem_limit ?: KVMQ_MEM_LIMIT_DEFAULT;
+	atomic_long_set(&qs->mem, 0);
 	for (i = 0; i < total; i++) {
 		mutex_init(&qs->q[i].lock);
 		INIT_LIST_HEAD(&qs->q[i].msgs);
@@ -120,6 +127,9 @@ long kvmq_vm_get_queues(void *priv, void *arg)
 	cfg->nr_queues = qs->nr_queues;
 	cfg->nr_vcpu_queues = qs->nr_vcpu_queues;
 	cfg->depth = qs->depth;
+	cfg->page_limit = (u64)qs->page_limit << PAGE_SHIFT;
+	cfg->mem_limit = qs->mem_limit;
+	cfg->mem = atomic_long_read(&qs->mem);
 	return 0;
 }
 
@@ -185,6 +195,8 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
 		struct_size_t(struct kvmq_kmsg, pages, npages);
 	struct kvmq_kmsg *msg;
 
+	/* What the allocator really hands out is what the message costs. */
+	size = kmalloc_size_roundup(size);
 	msg = kvmalloc(size, GFP_KERNEL_ACCOUNT);
 	if (!msg)
 		return NULL;
@@ -192,56 +204,96 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
 	msg->sender = sender;
 	msg->nr = 0;
 	msg->len = len;
+	msg->mem = size;
 	msg->npages = npages;
 	return msg;
 }
 
 /**
- * kvmq_enqueue_check - whether @q would take a message from @sender now
- * @qs: the queues of the receiving VM
- * @q: one of them, locked
- * @sender: identity stamped on the message
+ * kvmq_enqueue_check - whether @q would take @msg now
+ * @to: the receiving VM
+ * @q: one of its queues, locked
+ * @msg: the message, with its sender stamped
  *
- * Return: 0, -ENOENT if the receiver detached, -EACCES if @sender is not
- * allowed, -EAGAIN if the queue is full.
+ * Return: 0, -ENOENT if the receiver detached, -EACCES if the sender is not
+ * allowed, -EAGAIN if the queue is full, -EMSGSIZE if the message is larger
+ * than the receiver's budget for kernel memory, -ENOBUFS if that budget or
+ * the receiver's quota for queued pages has no room for it now.
  */
-int kvmq_enqueue_check(struct kvmq_queues *qs, struct kvmq_queue *q,
-		       u32 sender)
+int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
+		       const struct kvmq_kmsg *msg)
 {
+	struct kvmq_queues *qs = kvmq_vm_queues(to);
+
 	lockdep_assert_held(&q->lock);
 
 	if (q->dead)
 		return -ENOENT;
-	if (sender != KVMQ_ID_VMM && !xa_load(&q->allow, sender))
+	if (msg->sender != KVMQ_ID_VMM && !xa_load(&q->allow, msg->sender))
 		return -EACCES;
 	if (q->len >= qs->depth)
 		return -EAGAIN;
+	if (msg->mem > qs->mem_limit)
+		return -EMSGSIZE;
+	if (atomic_long_read(&qs->mem) > qs->mem_limit - msg->mem)
+		return -ENOBUFS;
+	if (msg->npages)
+		return kvmq_ap_queue_pages(&to->ap, msg->npages,
+					   qs->page_limit, false);
 	return 0;
 }
 
 /**
  * kvmq_enqueue_locked - append @msg to @q if the queue takes it
- * @qs: the queues of the receiving VM
- * @q: one of them, locked
- * @msg: the message, with @msg->sender stamped
+ * @to: the receiving VM
+ * @q: one of its queues, locked
+ * @msg: the message, with its sender stamped
+ *
+ * Charges the message's kernel memory and pages to the receiver.  The
+ * budget for kernel memory is shared by all queues of the VM, which have
+ * locks of their own: it is charged with an atomic add, undone if it went
+ * over.
  *
  * Return: 0 or an error of kvmq_enqueue_check().
  */
-int kvmq_enqueue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 			struct kvmq_kmsg *msg)
 {
-	int ret = kvmq_enqueue_check(qs, q, msg->sender);
+	struct kvmq_queues *qs = kvmq_vm_queues(to);
+	int ret = kvmq_enqueue_check(to, q, msg);
 
 	if (ret)
 		return ret;
+	if (atomic_long_add_return(msg->mem, &qs->mem) > qs->mem_limit) {
+		atomic_long_sub(msg->mem, &qs->mem);
+		return -ENOBUFS;
+	}
+	if (msg->npages) {
+		ret = kvmq_ap_queue_pages(&to->ap, msg->npages,
+					  qs->page_limit, true);
+		if (ret) {
+			atomic_long_sub(msg->mem, &qs->mem);
+			return ret;
+		}
+	}
 	list_add_tail(&msg->node, &q->msgs);
 	WRITE_ONCE(q->len, q->len + 1);
 	atomic64_inc(&kvmq_stats.messages);
 	return 0;
 }
 
+/* Unlink the head message @msg of @q, locked; it is no longer charged. */
+static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+				struct kvmq_kmsg *msg)
+{
+	lockdep_assert_held(&q->lock);
+	list_del(&msg->node);
+	WRITE_ONCE(q->len, q->len - 1);
+	atomic_long_sub(msg->mem, &qs->mem);
+}
+
 /* Queue a BYTES message, its payload filled in; it is freed on error. */
-static int kvmq_enqueue_bytes(struct kvmq_queues *qs, struct kvmq_queue *q,
+static int kvmq_enqueue_bytes(struct kvmq_vm *to, struct kvmq_queue *q,
 			      struct kvmq_kmsg *msg)
 {
 	/* Once queued, @msg belongs to the receiver. */
@@ -249,7 +301,7 @@ static int kvmq_enqueue_bytes(struct kvmq_queues *qs, struct kvmq_queue *q,
 	int ret;
 
 	scoped_guard(mutex, &q->lock)
-		ret = kvmq_enqueue_locked(qs, q, msg);
+		ret = kvmq_enqueue_locked(to, q, msg);
 	if (ret) {
 		kvmq_kmsg_free(msg);
 		return ret;
@@ -281,7 +333,7 @@ long kvmq_vm_post(void *priv, void *arg)
 		kvmq_kmsg_free(msg);
 		return -EFAULT;
 	}
-	return kvmq_enqueue_bytes(qs, q, msg);
+	return kvmq_enqueue_bytes(priv, q, msg);
 }
 
 /* Called when the per-VM file is released: refuse further messages. */
@@ -375,8 +427,7 @@ static u32 kvmq_msg_pages(const struct kvmq_msg_hdr *hdr)
 
 /* Move the pages listed in @hdr->gpas from @vm's aperture into @q. */
 static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
-			   gpa_t gpa, struct kvmq_queues *qs,
-			   struct kvmq_queue *q)
+			   gpa_t gpa, struct kvmq_vm *to, struct kvmq_queue *q)
 {
 	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? KVMQ_BLOCK_SHIFT :
 							    PAGE_SHIFT;
@@ -400,7 +451,7 @@ static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 	if (!ret)
 		ret = kvmq_msg_indices(&vm->ap, gpas, hdr->nr, shift, idx);
 	if (!ret)
-		ret = kvmq_ap_take(vm, idx, msg, qs, q);
+		ret = kvmq_ap_take(vm, idx, msg, to, q);
 	if (!ret)
 		msg = NULL;	/* queued */
 out:
@@ -412,8 +463,7 @@ out:
 }
 
 static int kvmq_send_bytes(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
-			   gpa_t gpa, struct kvmq_queues *qs,
-			   struct kvmq_queue *q)
+			   gpa_t gpa, struct kvmq_vm *to, struct kvmq_queue *q)
 {
 	struct kvmq_kmsg *msg;
 
@@ -425,7 +475,7 @@ static int kvmq_send_bytes(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
 		kvmq_kmsg_free(msg);
 		return -EFAULT;
 	}
-	return kvmq_enqueue_bytes(qs, q, msg);
+	return kvmq_enqueue_bytes(to, q, msg);
 }
 
 /* Check a header read from the sender; 0 or the errno of the hypercall. */
@@ -497,12 +547,13 @@ long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
 	}
 
 	if (hdr.kind == KVMQ_MSG_BYTES) {
-		ret = kvmq_send_bytes(vm, &hdr, gpa, qs, q);
-	} else if (!kvmq_ap_fits(&peer->ap, kvmq_msg_pages(&hdr))) {
-		/* It would sit at the head of the queue for ever. */
+		ret = kvmq_send_bytes(vm, &hdr, gpa, peer, q);
+	} else if (!kvmq_ap_fits(&peer->ap, kvmq_msg_pages(&hdr)) ||
+		   (qs->page_limit && kvmq_msg_pages(&hdr) > qs->page_limit)) {
+		/* It could never be queued, or never be placed. */
 		ret = -EMSGSIZE;
 	} else {
-		ret = kvmq_send_pages(vm, &hdr, gpa, qs, q);
+		ret = kvmq_send_pages(vm, &hdr, gpa, peer, q);
 	}
 out:
 	kvmq_vm_put_peer(peer);
@@ -565,8 +616,7 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 			if (ret)
 				goto out;
 		}
-		list_del(&msg->node);
-		WRITE_ONCE(q->len, q->len - 1);
+		kvmq_dequeue_locked(qs, q, msg);
 	}
 
 	out->kind = msg->kind;

@@ -38,7 +38,7 @@
 #include <linux/ioctl.h>
 
 /* Version of the ABI described by this header (ioctls and hypercalls). */
-#define KVMQ_ABI_VERSION	2
+#define KVMQ_ABI_VERSION	3
 
 #define KVMQ_TYPE		0xB9
 
@@ -46,8 +46,9 @@
 #define KVMQ_FEATURE_IDENTITY	(1ULL << 0)	/* KVMQ_HC_SELF_ID, identities */
 #define KVMQ_FEATURE_APERTURE	(1ULL << 1)	/* KVMQ_VM_SET_APERTURE, mmap */
 #define KVMQ_FEATURE_QUEUES	(1ULL << 2)	/* queues, send, receive */
+#define KVMQ_FEATURE_LIMITS	(1ULL << 3)	/* queued pages and memory */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
-				 KVMQ_FEATURE_QUEUES)
+				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -179,16 +180,21 @@ struct kvmq_vm_identity {
  *	a KVM memslot; a multiple of KVMQ_APERTURE_ALIGN
  * @length: bytes; a non-zero multiple of KVMQ_APERTURE_ALIGN, at most
  *	KVMQ_APERTURE_MAX
- * @quota: bytes of memory the VM's aperture may hold at once; a multiple of
- *	4 KiB, at most @length
+ * @quota: bytes of memory charged to the VM at once, in its aperture and
+ *	in messages queued to it; a multiple of 4 KiB, at most @length
  * @held: output of GET: bytes the aperture holds now; must be 0 for SET
+ * @queued: output of GET: bytes of pages in messages queued to the VM,
+ *	not yet received; must be 0 for SET
  *
  * Issued on the per-VM kvmq file.  SET gives the VM its aperture: a range of
  * memory owned by kvmq that the VMM maps with mmap(MAP_SHARED) of the per-VM
  * file (offsets 0 to @length) and registers as a KVM memslot at @gpa.  kvmq
  * hands out memory on first touch, by the guest or the VMM, and charges it
- * to the faulting task's memory cgroup.  A touch that would exceed @quota
- * fails: KVM_RUN returns EFAULT for a guest access, the VMM gets SIGBUS.
+ * to the faulting task's memory cgroup.  Every page kvmq owns is charged to
+ * the quota of exactly one VM: the one whose aperture holds it, or the one
+ * to whose queue the message carrying it was sent (@held + @queued never
+ * exceed @quota).  A touch that would exceed @quota fails: KVM_RUN returns
+ * EFAULT for a guest access, the VMM gets SIGBUS.
  * Naturally aligned 2 MiB ranges are mapped with one PMD where possible, so
  * KVM can map them at 2 MiB.  The aperture is set once per attachment.
  *
@@ -212,6 +218,7 @@ struct kvmq_vm_aperture {
 	__aligned_u64 length;
 	__aligned_u64 quota;
 	__aligned_u64 held;
+	__aligned_u64 queued;
 };
 
 #define KVMQ_APERTURE_ALIGN	(1ULL << 21)
@@ -232,6 +239,17 @@ struct kvmq_vm_aperture {
  *	is @nr_vcpu_queues or more has no queue of its own.
  * @depth: messages each queue holds at most; 1 to KVMQ_DEPTH_MAX
  * @__reserved: must be 0
+ * @page_limit: bytes of pages that messages queued to the VM, in all its
+ *	queues, may carry at once; a multiple of 4 KiB.  0: no limit but the
+ *	aperture's quota, which queued pages count against in any case.
+ *	A VMM that wants to keep part of the quota for its guest's own use
+ *	sets it lower than the quota.
+ * @mem_limit: bytes of kernel memory that messages queued to the VM, in
+ *	all its queues, may take at once (payload, page lists and headers,
+ *	as allocated); 0 for KVMQ_MEM_LIMIT_DEFAULT, else KVMQ_MEM_LIMIT_MIN
+ *	to KVMQ_MEM_LIMIT_MAX.  GET returns the limit in force.
+ * @mem: output of GET: bytes of kernel memory queued messages take now;
+ *	must be 0 for SET
  *
  * Issued on the per-VM kvmq file.  SET creates the VM's inbound queues,
  * once per attachment.  Any vCPU of the VM may receive from a VM queue;
@@ -239,10 +257,18 @@ struct kvmq_vm_aperture {
  * queue accepts messages only from the VMM (KVMQ_VM_POST) until senders are
  * granted with KVMQ_VM_GRANT.  GET returns the configuration.
  *
+ * The host memory that peers can make kvmq hold for this VM is bounded by
+ * @depth per queue (messages), @mem_limit (kernel memory) and the
+ * aperture's quota or @page_limit (pages).  A send or post beyond a limit
+ * fails and changes nothing: -EAGAIN for a full queue, -ENOBUFS for a
+ * limit on memory or pages.
+ *
  * Errors of SET:
  *
  *  ======= ================================================================
- *  EINVAL  a count or @depth out of range, fewer vCPU queues than vCPUs
+ *  EINVAL  a count or @depth out of range, fewer vCPU queues than vCPUs,
+ *          @page_limit misaligned or above KVMQ_APERTURE_MAX, @mem_limit
+ *          out of range, @mem not 0
  *  EBUSY   the VM already has queues
  *  ENOMEM  out of memory
  *  ======= ================================================================
@@ -256,6 +282,9 @@ struct kvmq_vm_queues {
 	__u32 nr_vcpu_queues;
 	__u32 depth;
 	__u32 __reserved;
+	__aligned_u64 page_limit;
+	__aligned_u64 mem_limit;
+	__aligned_u64 mem;
 };
 
 #define KVMQ_QUEUES_MAX		64
@@ -263,6 +292,9 @@ struct kvmq_vm_queues {
 #define KVMQ_DEPTH_MAX		4096
 #define KVMQ_QUEUE_VCPU_BASE	0x10000U
 #define KVMQ_QUEUE_VCPU(vcpu_id)	(KVMQ_QUEUE_VCPU_BASE + (vcpu_id))
+#define KVMQ_MEM_LIMIT_DEFAULT	(1ULL << 20)
+#define KVMQ_MEM_LIMIT_MIN	(1ULL << 16)
+#define KVMQ_MEM_LIMIT_MAX	(1ULL << 28)
 
 #define KVMQ_VM_SET_QUEUES	_IO(KVMQ_TYPE, 0x14)
 #define KVMQ_VM_GET_QUEUES	_IO(KVMQ_TYPE, 0x15)
@@ -317,14 +349,17 @@ struct kvmq_vm_grant {
  *
  * Errors:
  *
- *  ======= ================================================================
- *  EINVAL  @queue does not exist
- *  E2BIG   @len is larger than KVMQ_MSG_BYTES_MAX
- *  EFAULT  @data is not readable
- *  ENODEV  the VM has no queues
- *  EAGAIN  the queue is full
- *  ENOMEM  out of memory
- *  ======= ================================================================
+ *  ======== ===============================================================
+ *  EINVAL   @queue does not exist
+ *  E2BIG    @len is larger than KVMQ_MSG_BYTES_MAX
+ *  EFAULT   @data is not readable
+ *  ENODEV   the VM has no queues
+ *  EAGAIN   the queue is full
+ *  ENOBUFS  the VM's queued messages take @mem_limit of kernel memory
+ *           (struct kvmq_vm_queues); retry once the guest received some
+ *  EMSGSIZE the message alone is larger than @mem_limit
+ *  ENOMEM   out of memory
+ *  ======== ===============================================================
  */
 struct kvmq_vm_post {
 	__u32 size;
@@ -374,7 +409,9 @@ struct kvmq_vm_post {
  * Messages.  RBX = destination identity, RCX = queue, RDX = guest-physical
  * address of a struct kvmq_msg to send.  Returns 0 once the message is in
  * the destination queue; see Documentation/hypercalls.rst for the errors
- * (-EMSGSIZE: pages the receiver's aperture could never hold).
+ * (-EAGAIN: the queue is full; -ENOBUFS: the receiver's budget for queued
+ * pages or kernel memory is used up for now; -EMSGSIZE: a message the
+ * receiver could never hold).
  */
 #define KVMQ_HC_SEND		(KVMQ_HC_BASE + 3)
 /*

@@ -105,6 +105,9 @@ TEST_F(ap, set_bad_args)
 	cfg.held = PG;
 	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
 	cfg.held = 0;
+	cfg.queued = PG;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
+	cfg.queued = 0;
 	cfg.flags = 1;
 	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->vmq, KVMQ_VM_SET_APERTURE, &cfg));
 	cfg.flags = 0;

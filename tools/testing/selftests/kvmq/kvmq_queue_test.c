@@ -517,9 +517,10 @@ TEST_F(q, send_errors)
 }
 
 /*
- * Receiver: quota and space.  The aperture is full (4 blocks held), then
- * one page of each block is given back: room for 4 pages by quota, but no
- * two free slots in a row.
+ * Receiver: space.  A queued 2-page message is charged to the receiver's
+ * quota from the start, so a receive never exceeds it; it still needs two
+ * free slots in a row.  The receiver touches every slot but two that are
+ * not next to each other: its quota is full, and the message must wait.
  */
 static void guest_recv_errors(uint64_t gva, uint64_t gpa, uint64_t stage)
 {
@@ -535,10 +536,9 @@ static void guest_recv_errors(uint64_t gva, uint64_t gpa, uint64_t stage)
 	/* A 2-page message is queued. */
 	EXPECT_HC(-EFAULT, KVMQ_HC_RECV, 0, 1ULL << 40, 0);
 	for (i = 0; i < AP_LEN; i += PG)
-		*(volatile uint8_t *)(AP + i) = 1;
-	EXPECT_HC(-EDQUOT, KVMQ_HC_RECV, 0, gpa, 0);
-	for (i = 0; i < AP_LEN; i += SZ_2M)
-		EXPECT_HC(1, KVMQ_HC_RELEASE, AP + i + PG, 1, 0);
+		if (i != AP_LEN - 3 * PG && i != AP_LEN - PG)
+			*(volatile uint8_t *)(AP + i) = 1;
+	GUEST_SYNC(2);
 	EXPECT_HC(-ENOSPC, KVMQ_HC_RECV, 0, gpa, 0);
 	EXPECT_HC(1, KVMQ_HC_QLEN, 0, 0, 0);
 
@@ -547,13 +547,13 @@ static void guest_recv_errors(uint64_t gva, uint64_t gpa, uint64_t stage)
 	EXPECT_HC(-EINVAL, KVMQ_HC_RELEASE, AP - PG, 1, 0);
 	EXPECT_HC(-EINVAL, KVMQ_HC_RELEASE, AP, AP_LEN / PG + 1, 0);
 	EXPECT_HC(-EINVAL, KVMQ_HC_RELEASE, AP, 0, 0);
-	EXPECT_HC(0, KVMQ_HC_RELEASE, AP + PG, 1, 0);	/* already free */
+	EXPECT_HC(0, KVMQ_HC_RELEASE, AP + AP_LEN - PG, 1, 0);	/* free */
 
-	/* Two slots in a row: the message arrives. */
-	EXPECT_HC(1, KVMQ_HC_RELEASE, AP + 2 * PG, 1, 0);
+	/* Three slots in a row: the message arrives in the first two. */
+	EXPECT_HC(1, KVMQ_HC_RELEASE, AP + AP_LEN - 2 * PG, 1, 0);
 	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
-	GUEST_ASSERT_EQ(((struct kvmq_msg *)gva)->gpa, AP + PG);
-	GUEST_ASSERT(check((uint8_t *)(AP + PG), 2 * PG, 5, 0));
+	GUEST_ASSERT_EQ(((struct kvmq_msg *)gva)->gpa, AP + AP_LEN - 3 * PG);
+	GUEST_ASSERT(check((uint8_t *)(AP + AP_LEN - 3 * PG), 2 * PG, 5, 0));
 	EXPECT_HC(0, KVMQ_HC_QLEN, 0, 0, 0);
 	GUEST_DONE();
 }
@@ -572,12 +572,22 @@ static void guest_send2(uint64_t gva, uint64_t gpa, uint64_t peer)
 
 TEST_F(q, recv_errors)
 {
+	struct kvmq_vm_aperture ap;
+
 	kvmq_grant(self->b.vmq, 0, ID_A);
 	set_guest(&self->b, guest_recv_errors, 0, 0, 0);
 	ASSERT_EQ(1, run_sync(&self->b));
 	set_guest(&self->a, guest_send2, ID_B, 0, 0);
 	kvmq_run_to_done(self->a.vcpu);
+	ASSERT_EQ(2, run_sync(&self->b));
+	/* Held and queued fill the quota exactly. */
+	ap = kvmq_get_aperture(self->b.vmq);
+	EXPECT_EQ(AP_LEN - 2 * PG, ap.held);
+	EXPECT_EQ(2 * PG, ap.queued);
 	kvmq_run_to_done(self->b.vcpu);
+	ap = kvmq_get_aperture(self->b.vmq);
+	EXPECT_EQ(AP_LEN - PG, ap.held);
+	EXPECT_EQ(0, ap.queued);
 }
 
 /* A VM without an identity cannot send; its queues still work. */
@@ -715,6 +725,20 @@ TEST(queues_config)
 	cfg.flags = 1;
 	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
 	cfg.flags = 0;
+	/* Limits: pages 4 KiB aligned; memory 0 (default) or in range. */
+	cfg.page_limit = PG - 1;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
+	cfg.page_limit = KVMQ_APERTURE_MAX + PG;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
+	cfg.page_limit = 0;
+	cfg.mem_limit = KVMQ_MEM_LIMIT_MIN - 1;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
+	cfg.mem_limit = KVMQ_MEM_LIMIT_MAX + 1;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
+	cfg.mem_limit = 0;
+	cfg.mem = 1;					/* output only */
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(vmq, KVMQ_VM_SET_QUEUES, &cfg));
+	cfg.mem = 0;
 	EXPECT_EQ(-ENODEV, kvmq_ioctl_err(vmq, KVMQ_VM_GET_QUEUES, &cfg));
 
 	kvmq_set_queues(vmq, KVMQ_QUEUES_MAX, 2, KVMQ_DEPTH_MAX);
@@ -726,6 +750,10 @@ TEST(queues_config)
 	EXPECT_EQ(KVMQ_QUEUES_MAX, cfg.nr_queues);
 	EXPECT_EQ(2, cfg.nr_vcpu_queues);
 	EXPECT_EQ(KVMQ_DEPTH_MAX, cfg.depth);
+	/* Nothing set: no page limit but the quota, the default memory. */
+	EXPECT_EQ(0, cfg.page_limit);
+	EXPECT_EQ(KVMQ_MEM_LIMIT_DEFAULT, cfg.mem_limit);
+	EXPECT_EQ(0, cfg.mem);
 
 	/* Grants name an identity on an existing queue, once. */
 	EXPECT_EQ(0, kvmq_grant_err(vmq, KVMQ_VM_GRANT, KVMQ_QUEUES_MAX - 1, 5));

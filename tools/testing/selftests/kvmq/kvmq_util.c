@@ -124,13 +124,18 @@ void kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
 	TEST_ASSERT(!ret, "KVMQ_VM_SET_APERTURE failed, errno %d", errno);
 }
 
-uint64_t kvmq_aperture_held(int vmq_fd)
+struct kvmq_vm_aperture kvmq_get_aperture(int vmq_fd)
 {
 	struct kvmq_vm_aperture ap = { .size = sizeof(ap) };
 	int ret = ioctl(vmq_fd, KVMQ_VM_GET_APERTURE, &ap);
 
 	TEST_ASSERT(!ret, "KVMQ_VM_GET_APERTURE failed, errno %d", errno);
-	return ap.held;
+	return ap;
+}
+
+uint64_t kvmq_aperture_held(int vmq_fd)
+{
+	return kvmq_get_aperture(vmq_fd).held;
 }
 
 uint64_t kvmq_debugfs_stat(const char *name)
@@ -173,6 +178,15 @@ void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 	TEST_ASSERT(!ret, "KVMQ_VM_SET_QUEUES failed, errno %d", errno);
 }
 
+struct kvmq_vm_queues kvmq_get_queues(int vmq_fd)
+{
+	struct kvmq_vm_queues q = { .size = sizeof(q) };
+	int ret = ioctl(vmq_fd, KVMQ_VM_GET_QUEUES, &q);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_GET_QUEUES failed, errno %d", errno);
+	return q;
+}
+
 int kvmq_grant_err(int vmq_fd, unsigned long cmd, uint32_t queue,
 		   uint32_t sender)
 {
@@ -212,7 +226,8 @@ void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
 	p->id = id;
 	if (id)
 		kvmq_set_identity(p->vmq, group_fd, id);
-	kvmq_set_queues(p->vmq, 1, 2, depth);
+	if (depth)
+		kvmq_set_queues(p->vmq, 1, 2, depth);
 
 	p->ap_len = ap_len;
 	kvmq_set_aperture(p->vmq, KVMQ_TEST_AP_GPA, ap_len, quota);

@@ -52,6 +52,8 @@ int __kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
 			uint64_t quota);
 void kvmq_set_aperture(int vmq_fd, uint64_t gpa, uint64_t length,
 		       uint64_t quota);
+/* KVMQ_VM_GET_APERTURE, asserted to succeed. */
+struct kvmq_vm_aperture kvmq_get_aperture(int vmq_fd);
 /* Bytes the VM's aperture holds. */
 uint64_t kvmq_aperture_held(int vmq_fd);
 /* Pages held by all apertures on the host (debugfs). */
@@ -78,6 +80,8 @@ int __kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 		      uint32_t depth);
 void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 		     uint32_t depth);
+/* KVMQ_VM_GET_QUEUES, asserted to succeed. */
+struct kvmq_vm_queues kvmq_get_queues(int vmq_fd);
 /* KVMQ_VM_GRANT or KVMQ_VM_REVOKE (@cmd) as 0 or -errno. */
 int kvmq_grant_err(int vmq_fd, unsigned long cmd, uint32_t queue,
 		   uint32_t sender);
@@ -90,7 +94,7 @@ int kvmq_post_err(int vmq_fd, uint32_t queue, const void *data, uint32_t len);
  * @id in @group, with an aperture of @ap_len bytes (quota @quota) at
  * KVMQ_TEST_AP_GPA that the guest maps at the same virtual address (2 MiB
  * pages), one VM queue and two vCPU queues (one more than vCPUs) of depth
- * @depth, and a page for a
+ * @depth (no queues if @depth is 0: the caller sets them), and a page for a
  * struct kvmq_msg at @msg_gva / @msg_gpa.  The guest's first two arguments
  * are @msg_gva and @msg_gpa.
  */
