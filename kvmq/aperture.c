@@ -280,6 +280,9 @@ static vm_fault_t kvmq_ap_fault(struct vm_fault *vmf)
 	struct page *page;
 	vm_fault_t ret;
 
+	/* Not the VM's process: see kvmq_aperture_mmap(). */
+	if (vma->vm_mm != vm->kvm->mm)
+		return VM_FAULT_SIGBUS;
 	if (vmf->pgoff >= kvmq_ap_nr_pages(ap))
 		return VM_FAULT_SIGBUS;
 
@@ -304,6 +307,9 @@ static vm_fault_t kvmq_ap_huge_fault(struct vm_fault *vmf, unsigned int order)
 	vm_fault_t ret;
 	pgoff_t idx;
 
+	/* Not the VM's process: see kvmq_aperture_mmap(). */
+	if (vma->vm_mm != vm->kvm->mm)
+		return VM_FAULT_SIGBUS;
 	if (order != PMD_ORDER || PMD_ORDER != KVMQ_BLOCK_ORDER)
 		return VM_FAULT_FALLBACK;
 	if (addr < vma->vm_start || addr + PMD_SIZE > vma->vm_end)
@@ -337,6 +343,17 @@ static const struct vm_operations_struct kvmq_ap_vm_ops = {
 #endif
 };
 
+/*
+ * Only the VM's own process may reach the aperture: its memory is the
+ * guest's, charged to the guest's quota.  VM_DONTCOPY keeps the mapping out
+ * of a child at fork(), and VM_IO makes madvise(MADV_DOFORK) fail so that
+ * the VMM cannot clear VM_DONTCOPY.  VM_IO | VM_PFNMAP also keep
+ * get_user_pages() off the mapping, which with no ->access handler closes
+ * process_vm_readv(), /proc/PID/mem and ptrace; VM_DONTEXPAND | VM_PFNMAP
+ * refuse growing or duplicating it with mremap() and MREMAP_DONTUNMAP, and
+ * VM_SPECIAL refuses userfaultfd.  Should a mapping reach another mm
+ * anyway, the fault handlers refuse it.
+ */
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct kvmq_vm *vm = file->private_data;
@@ -351,7 +368,7 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_pgoff >= nr || vma_pages(vma) > nr - vma->vm_pgoff)
 		return -EINVAL;
 
-	vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP |
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP |
 		     VM_DONTCOPY);
 	vma->vm_ops = &kvmq_ap_vm_ops;
 	return 0;

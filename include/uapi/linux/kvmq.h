@@ -209,7 +209,14 @@ struct kvmq_vm_identity {
  *
  * mmap() of the per-VM file fails with ENODEV before SET, EINVAL for a
  * private mapping or a range beyond @length, and EIO in a process other
- * than the VM's.  The mapping is not inherited across fork().
+ * than the VM's.  No other process reaches the aperture through the
+ * mapping either.  It is VM_IO and VM_DONTCOPY: a child does not inherit
+ * it across fork(), and madvise(MADV_DOFORK) fails with EINVAL.
+ * process_vm_readv() and process_vm_writev() fail on it with EFAULT,
+ * /proc/PID/mem and ptrace(PTRACE_PEEKDATA/POKEDATA) with EIO, and a
+ * fault on it from any mm but the VM's gets SIGBUS.  mremap() cannot grow
+ * or duplicate it (EFAULT) nor leave it in place (MREMAP_DONTUNMAP:
+ * EINVAL), and userfaultfd cannot register it (EINVAL).
  */
 struct kvmq_vm_aperture {
 	__u32 size;
