@@ -525,8 +525,8 @@ static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
  * next access faults the pages in.  On success the aperture owns the pages;
  * they were charged to its quota since they were queued.
  *
- * Return: 0, -ENOSPC (no free run of slots), -ENOMEM; on error nothing
- * changed.
+ * Return: 0, -ENOSPC (no free run of slots), -ENOMEM, -ENODEV (no
+ * aperture, which a send refuses before); on error nothing changed.
  */
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa)
@@ -536,6 +536,9 @@ int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 	int ret;
 
 	guard(mutex)(&ap->alloc_lock);
+	/* Not queued without an aperture (-EMSGSIZE at send); be sure. */
+	if (!ap->nr_pages)
+		return -ENODEV;
 	start = kvmq_ap_find_free(ap, nr, msg->kind == KVMQ_MSG_BLOCKS);
 	if (start < 0)
 		return start;
