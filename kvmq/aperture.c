@@ -38,37 +38,63 @@ void kvmq_aperture_init(struct kvmq_aperture *ap)
 {
 	init_rwsem(&ap->lock);
 	mutex_init(&ap->alloc_lock);
-	mt_init_flags(&ap->pages, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU);
+	xa_init(&ap->pages);
+	mt_init_flags(&ap->used, MT_FLAGS_ALLOC_RANGE);
 	mt_init_flags(&ap->chunks, MT_FLAGS_ALLOC_RANGE);
 }
 
-/* The page at @idx, or NULL; lockless (the page tree is in RCU mode). */
-static struct page *kvmq_ap_lookup(struct kvmq_aperture *ap, pgoff_t idx)
-{
-	return mtree_load(&ap->pages, idx);
-}
-
 /*
- * Index maintenance, under @alloc_lock: a 2 MiB chunk is in @chunks while
- * @pages holds any page of it.  kvmq_ap_chunk_get() after a page of chunk
- * @c was stored, kvmq_ap_chunk_put() after one was erased.
+ * The indexes of free slots.  @pages is the authority on which slot holds
+ * which page; @used (slots) and @chunks (2 MiB chunks) are maple trees that
+ * cover at least every slot and chunk in use, and whose gaps are found in
+ * logarithmic time.  Marking a range used allocates and may fail: the
+ * store of pages then fails before anything changed.  Clearing a range may
+ * fail too (a maple tree write can need a node); the range then stays
+ * marked, which only hides free slots from kvmq_ap_find_free(), never
+ * hands out one in use.
  */
-static int kvmq_ap_chunk_get(struct kvmq_aperture *ap, unsigned long c)
+static int kvmq_ap_mark(struct maple_tree *mt, unsigned long first,
+			unsigned long last)
 {
-	lockdep_assert_held(&ap->alloc_lock);
-	if (mtree_load(&ap->chunks, c))
-		return 0;
-	return mtree_insert(&ap->chunks, c, xa_mk_value(1),
-			    GFP_KERNEL_ACCOUNT);
+	return mtree_store_range(mt, first, last, xa_mk_value(1),
+				 GFP_KERNEL_ACCOUNT);
 }
 
-static void kvmq_ap_chunk_put(struct kvmq_aperture *ap, unsigned long c)
+static void kvmq_ap_unmark(struct maple_tree *mt, unsigned long first,
+			   unsigned long last)
 {
-	unsigned long idx = c * KVMQ_BLOCK_PAGES;
+	mtree_store_range(mt, first, last, NULL, GFP_KERNEL);
+}
+
+/* Unmark the chunks from @first to @last that no longer hold a page. */
+static void kvmq_ap_unmark_chunks(struct kvmq_aperture *ap,
+				  unsigned long first, unsigned long last)
+{
+	unsigned long c, end, idx;
+	void *entry;
 
 	lockdep_assert_held(&ap->alloc_lock);
-	if (!mt_find(&ap->pages, &idx, idx + KVMQ_BLOCK_PAGES - 1))
-		mtree_erase(&ap->chunks, c);
+	/* Visit only the chunks marked, a marked range at a time. */
+	while (first <= last) {
+		MA_STATE(mas, &ap->chunks, first, first);
+
+		mtree_lock(&ap->chunks);
+		entry = mas_find(&mas, last);
+		mtree_unlock(&ap->chunks);
+		if (!entry)
+			return;
+		c = max(mas.index, first);
+		end = min(mas.last, last);
+		for (; c <= end; c++) {
+			idx = c * KVMQ_BLOCK_PAGES;
+			if (!xa_find(&ap->pages, &idx,
+				     idx + KVMQ_BLOCK_PAGES - 1, XA_PRESENT))
+				kvmq_ap_unmark(&ap->chunks, c, c);
+		}
+		if (end == ULONG_MAX)
+			return;
+		first = end + 1;
+	}
 }
 
 /*
@@ -79,50 +105,60 @@ static int kvmq_ap_store(struct kvmq_aperture *ap, pgoff_t idx,
 			 struct page *const *pages, struct page *run,
 			 unsigned long nr)
 {
-	unsigned long i, stored, c;
-	int ret = 0;
+	unsigned long i, last = idx + nr - 1;
+	int ret;
 
 	lockdep_assert_held(&ap->alloc_lock);
-	for (i = 0; i < nr; i++) {
-		ret = mtree_insert(&ap->pages, idx + i,
-				   pages ? pages[i] : nth_page(run, i),
-				   GFP_KERNEL_ACCOUNT);
+	ret = kvmq_ap_mark(&ap->used, idx, last);
+	if (ret)
+		return ret;
+	/* Most stores are one page or block in a chunk marked already. */
+	if (idx / KVMQ_BLOCK_PAGES != last / KVMQ_BLOCK_PAGES ||
+	    !mtree_load(&ap->chunks, idx / KVMQ_BLOCK_PAGES)) {
+		ret = kvmq_ap_mark(&ap->chunks, idx / KVMQ_BLOCK_PAGES,
+				   last / KVMQ_BLOCK_PAGES);
 		if (ret)
-			break;
-		if (!i || !((idx + i) % KVMQ_BLOCK_PAGES)) {
-			ret = kvmq_ap_chunk_get(ap, (idx + i) /
-						KVMQ_BLOCK_PAGES);
-			if (ret) {
-				i++;	/* stored, its chunk not marked */
-				break;
-			}
-		}
+			goto err_used;
 	}
-	if (!ret)
-		return 0;
 
-	stored = i;
+	for (i = 0; i < nr; i++) {
+		ret = xa_err(xa_store(&ap->pages, idx + i,
+				      pages ? pages[i] : nth_page(run, i),
+				      GFP_KERNEL_ACCOUNT));
+		if (ret)
+			goto err_pages;
+	}
+	return 0;
+
+err_pages:
 	while (i--)
-		mtree_erase(&ap->pages, idx + i);
-	for (c = idx / KVMQ_BLOCK_PAGES; stored &&
-	     c <= (idx + stored - 1) / KVMQ_BLOCK_PAGES; c++)
-		kvmq_ap_chunk_put(ap, c);
+		xa_erase(&ap->pages, idx + i);
+	kvmq_ap_unmark_chunks(ap, idx / KVMQ_BLOCK_PAGES,
+			      last / KVMQ_BLOCK_PAGES);
+err_used:
+	kvmq_ap_unmark(&ap->used, idx, last);
 	return ret;
 }
 
-/* Erase the pages at the @nr indices @idx (any order) from @ap. */
+/*
+ * Erase the pages at the @nr indices @idx (in any order; runs of
+ * consecutive indices are unmarked at once) from @ap.
+ */
 static void kvmq_ap_erase(struct kvmq_aperture *ap, const pgoff_t *idx,
 			  unsigned long nr)
 {
-	unsigned long i;
+	unsigned long i, run = 0;
 
 	lockdep_assert_held(&ap->alloc_lock);
-	for (i = 0; i < nr; i++)
-		mtree_erase(&ap->pages, idx[i]);
-	for (i = 0; i < nr; i++)
-		if (!i || idx[i] / KVMQ_BLOCK_PAGES !=
-			  idx[i - 1] / KVMQ_BLOCK_PAGES)
-			kvmq_ap_chunk_put(ap, idx[i] / KVMQ_BLOCK_PAGES);
+	for (i = 0; i < nr; i++) {
+		xa_erase(&ap->pages, idx[i]);
+		if (i + 1 < nr && idx[i + 1] == idx[i] + 1)
+			continue;
+		kvmq_ap_unmark(&ap->used, idx[run], idx[i]);
+		kvmq_ap_unmark_chunks(ap, idx[run] / KVMQ_BLOCK_PAGES,
+				      idx[i] / KVMQ_BLOCK_PAGES);
+		run = i + 1;
+	}
 }
 
 /*
@@ -134,14 +170,15 @@ static void kvmq_ap_erase(struct kvmq_aperture *ap, const pgoff_t *idx,
  */
 void kvmq_aperture_destroy(struct kvmq_aperture *ap)
 {
-	unsigned long idx = 0;
 	struct page *page;
+	unsigned long idx;
 
-	mt_for_each(&ap->pages, page, idx, ULONG_MAX) {
+	xa_for_each(&ap->pages, idx, page) {
 		put_page(page);
 		cond_resched();
 	}
-	mtree_destroy(&ap->pages);
+	xa_destroy(&ap->pages);
+	mtree_destroy(&ap->used);
 	mtree_destroy(&ap->chunks);
 	kvmq_pool_sub(ap->held);
 }
@@ -208,12 +245,12 @@ static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
 	struct page *page;
 	int ret;
 
-	page = kvmq_ap_lookup(ap, idx);
+	page = xa_load(&ap->pages, idx);
 	if (page)
 		return page;
 
 	guard(mutex)(&ap->alloc_lock);
-	page = kvmq_ap_lookup(ap, idx);
+	page = xa_load(&ap->pages, idx);
 	if (page)
 		return page;
 	if (kvmq_ap_room(ap) < 1)
@@ -238,21 +275,22 @@ static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
  */
 static struct page *kvmq_ap_block(struct kvmq_aperture *ap, pgoff_t idx)
 {
+	unsigned long first = idx, i;
 	struct page *page;
-	unsigned long i;
 
 	guard(mutex)(&ap->alloc_lock);
-	page = kvmq_ap_lookup(ap, idx);
+	page = xa_load(&ap->pages, idx);
 	if (page) {
 		if (!IS_ALIGNED(page_to_pfn(page), KVMQ_BLOCK_PAGES))
 			return NULL;
 		for (i = 1; i < KVMQ_BLOCK_PAGES; i++)
-			if (kvmq_ap_lookup(ap, idx + i) != nth_page(page, i))
+			if (xa_load(&ap->pages, idx + i) != nth_page(page, i))
 				return NULL;
 		return page;
 	}
 
-	if (mtree_load(&ap->chunks, idx / KVMQ_BLOCK_PAGES))
+	if (xa_find(&ap->pages, &first, idx + KVMQ_BLOCK_PAGES - 1,
+		    XA_PRESENT))
 		return NULL;
 	if (kvmq_ap_room(ap) < KVMQ_BLOCK_PAGES)
 		return NULL;
@@ -413,7 +451,7 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		return -ENOTCONN;
 
 	for (i = 0; i < nr; i++) {
-		msg->pages[i] = kvmq_ap_lookup(ap, idx[i]);
+		msg->pages[i] = xa_load(&ap->pages, idx[i]);
 		if (!msg->pages[i])
 			return -ENXIO;
 		lo = min(lo, idx[i]);
@@ -496,12 +534,12 @@ int kvmq_ap_queue_pages(struct kvmq_aperture *ap, u32 nr,
  * chunks in a row if @block), or -ENOSPC.  A slot is free when the
  * aperture holds no page there.  The maple trees keep the size of the
  * largest gap below each node: the search is logarithmic in the number of
- * pages held, however fragmented the aperture.
+ * ranges marked, however fragmented the aperture.
  */
 static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
 			      bool block)
 {
-	MA_STATE(mas, block ? &ap->chunks : &ap->pages, 0, 0);
+	MA_STATE(mas, block ? &ap->chunks : &ap->used, 0, 0);
 	unsigned int shift = block ? KVMQ_BLOCK_ORDER : 0;
 	int ret;
 
@@ -567,14 +605,14 @@ static pgoff_t kvmq_ap_release_batch(struct kvmq_vm *vm, pgoff_t idx,
 				     pgoff_t last, long *freed)
 {
 	struct kvmq_aperture *ap = &vm->ap;
-	pgoff_t end = last, i = idx, c;
+	pgoff_t end = last, i;
 	struct page *page;
 	long n = 0;
 
 	lockdep_assert_held_write(&ap->lock);
-	while (mt_find(&ap->pages, &i, last)) {
+	xa_for_each_range(&ap->pages, i, page, idx, last) {
 		if (++n == KVMQ_RELEASE_BATCH) {
-			end = i - 1;	/* mt_find() left @i past the page */
+			end = i;
 			break;
 		}
 	}
@@ -584,18 +622,13 @@ static pgoff_t kvmq_ap_release_batch(struct kvmq_vm *vm, pgoff_t idx,
 	atomic64_inc(&kvmq_stats.unmaps);
 
 	guard(mutex)(&ap->alloc_lock);
-	i = idx;
-	while ((page = mt_find(&ap->pages, &i, end))) {
-		mtree_erase(&ap->pages, i - 1);
+	xa_for_each_range(&ap->pages, i, page, idx, end) {
+		xa_erase(&ap->pages, i);
 		put_page(page);
 	}
-	for (c = idx / KVMQ_BLOCK_PAGES; c <= end / KVMQ_BLOCK_PAGES; c++) {
-		i = c;
-		if (!mt_find(&ap->chunks, &i, end / KVMQ_BLOCK_PAGES))
-			break;
-		c = i - 1;
-		kvmq_ap_chunk_put(ap, c);
-	}
+	kvmq_ap_unmark(&ap->used, idx, end);
+	kvmq_ap_unmark_chunks(ap, idx / KVMQ_BLOCK_PAGES,
+			      end / KVMQ_BLOCK_PAGES);
 	ap->held -= n;
 	kvmq_pool_sub(n);
 	*freed += n;

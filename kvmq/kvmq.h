@@ -38,13 +38,14 @@
  *	a page; held for write to take pages away (moves, releases) and to
  *	detach, so that no fault maps a page being taken away.
  * @alloc_lock: protects the configuration (set once), every change to
- *	@pages and @chunks, @held and @queued.  Nests inside @lock and
- *	inside kvmq_queue.lock.
+ *	@pages, @used and @chunks, @held and @queued.  Nests inside @lock
+ *	and inside kvmq_queue.lock.
  * @pages: aperture page index -> struct page (order 0, one reference owned
- *	by the aperture).  A maple tree in RCU mode: lookups are lockless,
- *	and its gaps (free slots) are found in logarithmic time.
- * @chunks: index of the 2 MiB chunks of which @pages holds any page, so
- *	that free aligned runs of chunks (for blocks) are found the same way
+ *	by the aperture).  Lookups are lockless (xarray RCU).
+ * @used: index of the slots in use, a maple tree whose gaps are the free
+ *	runs of slots, found in logarithmic time.  Covers at least every
+ *	slot of @pages (see kvmq_ap_mark()).
+ * @chunks: the same for 2 MiB chunks, for blocks
  * @gpa: guest-physical base the VMM declared
  * @nr_pages: size in pages; 0 until KVMQ_VM_SET_APERTURE, then constant.
  *	Published with smp_store_release() after @gpa and @quota.
@@ -56,7 +57,8 @@
 struct kvmq_aperture {
 	struct rw_semaphore lock;	/* faults (read) vs. moves (write) */
 	struct mutex alloc_lock;	/* configuration, @pages, counts */
-	struct maple_tree pages;
+	struct xarray pages;
+	struct maple_tree used;
 	struct maple_tree chunks;
 	u64 gpa;
 	unsigned long nr_pages;
