@@ -413,6 +413,37 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
 }
 
 /**
+ * kvmq_ap_charge - charge the pages of a message queued to @to
+ * @to: the receiving VM
+ * @from: the sending VM, whose aperture holds the pages until they are
+ *	queued
+ * @nr: pages of the message
+ * @charge: charge them; else only check
+ *
+ * The pages count against @to's quota (held and queued) and page limit.
+ * When @to is @from, they are already charged to it, as held: the check
+ * credits them, and from the charge until kvmq_ap_take() erases them they
+ * count twice, which can only make concurrent checks stricter.
+ *
+ * Return: 0, or -ENOBUFS if @to has no room for them now.
+ */
+static int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
+			  bool charge)
+{
+	unsigned long limit = to->queues->page_limit;
+	struct kvmq_aperture *ap = &to->ap;
+	unsigned long credit = to == from ? nr : 0;
+
+	guard(mutex)(&ap->alloc_lock);
+	if (kvmq_ap_room(ap) + credit < nr ||
+	    (limit && limit - ap->queued < nr))
+		return -ENOBUFS;
+	if (charge)
+		ap->queued += nr;
+	return 0;
+}
+
+/**
  * kvmq_ap_take - move pages of @vm's aperture into a queued message
  * @vm: the sending VM
  * @idx: @msg->npages aperture page indices, in message order
@@ -429,13 +460,14 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
  * for write, keeps its faults from mapping the pages again meanwhile.
  *
  * The pages stop counting against the sender's quota as they start
- * counting against the receiver's (kvmq_enqueue_locked()): at every moment
- * each is charged to exactly one VM.
+ * counting against the receiver's (kvmq_ap_charge()), both under the
+ * queue's lock: at every moment each is charged to exactly one VM.
  *
  * Return: 0, or a negative errno with the aperture's contents unchanged
  * (a page whose mapping was already removed faults back in): -ENOTCONN
  * (the VM detached), -ENXIO (a page is not held), -EBUSY (a page is
- * pinned), or an error of kvmq_enqueue_check().
+ * pinned), -ENOBUFS (kvmq_ap_charge()), or an error of
+ * kvmq_enqueue_check().
  */
 int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
@@ -464,9 +496,11 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 	 */
 	scoped_guard(mutex, &q->lock) {
 		ret = kvmq_enqueue_check(to, q, msg);
-		if (ret)
-			return ret;
+		if (!ret)
+			ret = kvmq_ap_charge(to, vm, nr, false);
 	}
+	if (ret)
+		return ret;
 
 	unmap_mapping_pages(vm->mapping, lo, hi - lo + 1, false);
 	atomic64_inc(&kvmq_stats.unmaps);
@@ -476,24 +510,19 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		if (page_ref_count(msg->pages[i]) != 1)
 			return -EBUSY;
 
-	/*
-	 * Uncharge the sender first, so that a send to the VM's own queue
-	 * is not charged twice.  No fault can see the lower count: they
-	 * wait for @ap->lock.
-	 */
-	scoped_guard(mutex, &ap->alloc_lock)
-		ap->held -= nr;
 	scoped_guard(mutex, &q->lock) {
+		ret = kvmq_ap_charge(to, vm, nr, true);
+		if (ret)
+			return ret;
 		ret = kvmq_enqueue_locked(to, q, msg);
-		if (!ret) {
-			guard(mutex)(&ap->alloc_lock);
-			kvmq_ap_erase(ap, idx, nr);
+		if (ret) {
+			guard(mutex)(&to->ap.alloc_lock);
+			to->ap.queued -= nr;
+			return ret;
 		}
-	}
-	if (ret) {
 		guard(mutex)(&ap->alloc_lock);
-		ap->held += nr;
-		return ret;
+		kvmq_ap_erase(ap, idx, nr);
+		ap->held -= nr;
 	}
 	atomic64_add(nr, &kvmq_stats.pages_moved);
 	return 0;
@@ -506,27 +535,6 @@ bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr)
 
 	/* @quota was set before @nr_pages was published. */
 	return nr_pages && nr <= nr_pages && nr <= ap->quota;
-}
-
-/**
- * kvmq_ap_queue_pages - charge pages queued to the VM of @ap
- * @ap: the receiver's aperture
- * @nr: pages of a message about to be queued
- * @limit: the most pages queued at once, 0 for none but the quota
- * @charge: charge them; else only check
- *
- * Return: 0, or -ENOBUFS if the quota (pages held and queued) or @limit
- * has no room for @nr more pages now.
- */
-int kvmq_ap_queue_pages(struct kvmq_aperture *ap, u32 nr,
-			unsigned long limit, bool charge)
-{
-	guard(mutex)(&ap->alloc_lock);
-	if (kvmq_ap_room(ap) < nr || (limit && limit - ap->queued < nr))
-		return -ENOBUFS;
-	if (charge)
-		ap->queued += nr;
-	return 0;
 }
 
 /*

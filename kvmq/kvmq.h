@@ -229,8 +229,6 @@ int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
 		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
 		 struct kvmq_queue *q);
 bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
-int kvmq_ap_queue_pages(struct kvmq_aperture *ap, u32 nr,
-			unsigned long limit, bool charge);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);

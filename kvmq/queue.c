@@ -215,10 +215,12 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
  * @q: one of its queues, locked
  * @msg: the message, with its sender stamped
  *
+ * The pages of a page or block message are charged by kvmq_ap_take().
+ *
  * Return: 0, -ENOENT if the receiver detached, -EACCES if the sender is not
  * allowed, -EAGAIN if the queue is full, -EMSGSIZE if the message is larger
- * than the receiver's budget for kernel memory, -ENOBUFS if that budget or
- * the receiver's quota for queued pages has no room for it now.
+ * than the receiver's budget for kernel memory, -ENOBUFS if that budget has
+ * no room for it now.
  */
 int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		       const struct kvmq_kmsg *msg)
@@ -237,9 +239,6 @@ int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		return -EMSGSIZE;
 	if (atomic_long_read(&qs->mem) > qs->mem_limit - msg->mem)
 		return -ENOBUFS;
-	if (msg->npages)
-		return kvmq_ap_queue_pages(&to->ap, msg->npages,
-					   qs->page_limit, false);
 	return 0;
 }
 
@@ -249,8 +248,8 @@ int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
  * @q: one of its queues, locked
  * @msg: the message, with its sender stamped
  *
- * Charges the message's kernel memory and pages to the receiver.  The
- * budget for kernel memory is shared by all queues of the VM, which have
+ * Charges the message's kernel memory to the receiver.  The budget for
+ * kernel memory is shared by all queues of the VM, which have
  * locks of their own: it is charged with an atomic add, undone if it went
  * over.
  *
@@ -267,14 +266,6 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 	if (atomic_long_add_return(msg->mem, &qs->mem) > qs->mem_limit) {
 		atomic_long_sub(msg->mem, &qs->mem);
 		return -ENOBUFS;
-	}
-	if (msg->npages) {
-		ret = kvmq_ap_queue_pages(&to->ap, msg->npages,
-					  qs->page_limit, true);
-		if (ret) {
-			atomic_long_sub(msg->mem, &qs->mem);
-			return ret;
-		}
 	}
 	list_add_tail(&msg->node, &q->msgs);
 	WRITE_ONCE(q->len, q->len + 1);

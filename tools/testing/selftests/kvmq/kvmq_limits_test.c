@@ -366,6 +366,54 @@ TEST_F(lim, two_senders)
 }
 
 /*
+ * A VM whose quota is full sends pages to its own queue: they are charged
+ * to it already, so the send is credited with them and goes through.
+ */
+static void guest_self_send(uint64_t gva, uint64_t gpa, uint64_t self_id)
+{
+	struct kvmq_msg *m = (void *)gva;
+
+	build(m, KVMQ_MSG_BLOCKS, 1);		/* the whole 2 MiB quota */
+	build(m, KVMQ_MSG_PAGES, 2);		/* 16 of those pages */
+	EXPECT_HC(0, KVMQ_HC_SEND, self_id, 0, gpa);
+	GUEST_SYNC(1);
+	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_ASSERT_EQ(m->gpa, AP);		/* the slots they left */
+	GUEST_ASSERT(intact(m, KVMQ_MSG_PAGES, 2));
+	GUEST_DONE();
+}
+
+TEST(self_send)
+{
+	struct kvmq_vm_aperture ap;
+	struct kvmq_peer a;
+	int dev, group;
+
+	ASSERT_EQ(0, kvmq_pool_pages());
+	dev = kvmq_open_dev();
+	group = kvmq_create_group(dev);
+	kvmq_peer_create(&a, dev, group, ID_A, guest_self_send, AP_LEN, SZ_2M,
+			 4);
+	kvmq_grant(a.vmq, 0, ID_A);
+	vcpu_args_set(a.vcpu, 3, a.msg_gva, a.msg_gpa, ID_A);
+
+	ASSERT_EQ(1, run_sync(&a).args[1]);
+	ap = kvmq_get_aperture(a.vmq);
+	EXPECT_EQ(SZ_2M - FLOOD_PAGES * PG, ap.held);
+	EXPECT_EQ(FLOOD_PAGES * PG, ap.queued);
+	kvmq_run_to_done(a.vcpu);
+	ap = kvmq_get_aperture(a.vmq);
+	EXPECT_EQ(SZ_2M, ap.held);
+	EXPECT_EQ(0, ap.queued);
+	EXPECT_EQ(SZ_2M / PG, kvmq_pool_pages());
+
+	kvmq_peer_destroy(&a);
+	close(group);
+	close(dev);
+	EXPECT_EQ(0, kvmq_pool_pages());
+}
+
+/*
  * Receive and release in a large aperture whose first part is fragmented
  * to the worst: every other page held.  The free-slot search is
  * logarithmic in the pages held; release visits only the pages held.
