@@ -22,6 +22,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_vm_queues queues;
 	struct kvmq_vm_grant grant;
 	struct kvmq_vm_post post;
+	struct kvmq_vm_rings rings;
 };
 
 /* Every argument structure starts with the same two fields. */

@@ -116,10 +116,16 @@ struct kvmq_kmsg {
 /**
  * struct kvmq_queue - one inbound queue
  * @lock: protects every other field
- * @msgs: struct kvmq_kmsg, oldest first
+ * @msgs: struct kvmq_kmsg, oldest first: messages not yet received, or,
+ *	with a receive ring, not yet in it (ring full, or no room in the
+ *	aperture for its pages yet)
  * @len: messages in @msgs; read locklessly by KVMQ_HC_QLEN
  * @dead: the VM detached; nothing more is enqueued
  * @allow: sender identity -> xa_mk_value(1): who may send here
+ * @rx: the receive ring in the VM's ring area, NULL without rings; set
+ *	once, with @rx_entries
+ * @rx_entries: entries of @rx (kvmq's copy; the ring's is guest-writable)
+ * @rx_prod: entries produced into @rx (kvmq's copy of its @prod)
  */
 struct kvmq_queue {
 	struct mutex lock;		/* all of the queue */
@@ -127,6 +133,9 @@ struct kvmq_queue {
 	u32 len;
 	bool dead;
 	struct xarray allow;
+	struct kvmq_ring *rx;
+	u32 rx_entries;
+	u32 rx_prod;
 };
 
 /**
@@ -155,6 +164,47 @@ struct kvmq_queues {
 };
 
 /**
+ * struct kvmq_vcpu_rings - the submission and completion rings of a vCPU
+ * @sq: submission ring, in the VM's ring area
+ * @cq: completion ring, in the VM's ring area
+ * @sq_cons: entries of @sq consumed (kvmq's copy of its @cons)
+ * @cq_prod: entries of @cq produced (kvmq's copy of its @prod)
+ *
+ * Used only in the vCPU's own thread (KVMQ_HC_SUBMIT), which KVM runs
+ * with the vCPU's mutex held: no lock of kvmq's.
+ */
+struct kvmq_vcpu_rings {
+	struct kvmq_ring *sq;
+	struct kvmq_ring *cq;
+	u32 sq_cons;
+	u32 cq_prod;
+};
+
+/**
+ * struct kvmq_rings - the ring area of one VM (KVMQ_VM_SET_RINGS)
+ * @pages: the @nr_pages pages of the area, zeroed; a reference each
+ * @nr_pages: pages in the area
+ * @base: kvmq's own mapping of the area (vmap())
+ * @rx_entries: entries of each receive ring
+ * @rx_stride: bytes from one receive ring to the next
+ * @sq_entries: entries of each submission and completion ring
+ * @nr_vcpus: vCPUs with rings (vcpu_id below this)
+ * @vcpu: the vCPUs' rings
+ *
+ * Constant once published; freed with the VM.
+ */
+struct kvmq_rings {
+	struct page **pages;
+	unsigned long nr_pages;
+	void *base;
+	u32 rx_entries;
+	u32 rx_stride;
+	u32 sq_entries;
+	u32 nr_vcpus;
+	struct kvmq_vcpu_rings vcpu[] __counted_by(nr_vcpus);
+};
+
+/**
  * struct kvmq_vm - kvmq state of one attached KVM VM
  * @kvm: the VM; a reference is held for the life of this object
  * @hnode: entry in the table of attached VMs, keyed by @kvm.  Protected by
@@ -171,6 +221,8 @@ struct kvmq_queues {
  * @queues: inbound queues; NULL until KVMQ_VM_SET_QUEUES, then constant.
  *	Published with smp_store_release().
  * @ap: the VM's aperture
+ * @rings: ring area; NULL until KVMQ_VM_SET_RINGS, then constant.
+ *	Published with smp_store_release().
  * @put_work: drops a sender's last reference outside its vCPU thread
  * @rcu: deferred free, for RCU readers of @hnode
  */
@@ -183,9 +235,22 @@ struct kvmq_vm {
 	struct address_space *mapping;
 	struct kvmq_queues *queues;
 	struct kvmq_aperture ap;
+	struct kvmq_rings *rings;
 	struct work_struct put_work;
 	struct rcu_head rcu;
 };
+
+static inline struct kvmq_queues *kvmq_vm_queues(struct kvmq_vm *vm)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_queues(). */
+	return smp_load_acquire(&vm->queues);
+}
+
+static inline struct kvmq_rings *kvmq_vm_rings(struct kvmq_vm *vm)
+{
+	/* Pairs with smp_store_release() in kvmq_vm_set_rings(). */
+	return smp_load_acquire(&vm->rings);
+}
 
 /* vm.c */
 int kvmq_vm_attach(int vm_fd);
@@ -211,6 +276,23 @@ long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa);
 long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		  gpa_t gpa);
 long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue);
+long kvmq_vm_set_rings(void *priv, void *arg);
+void kvmq_rx_refill(struct kvmq_vm *vm);
+
+/* ring.c */
+struct kvmq_vm_rings;
+struct kvmq_rings *kvmq_rings_create(struct kvmq_vm_rings *cfg,
+				     u32 nr_queues, u32 nr_vcpus);
+void kvmq_rings_free(struct kvmq_rings *r);
+struct kvmq_ring *kvmq_rings_rx(struct kvmq_rings *r, u32 i);
+struct kvmq_msg *kvmq_rx_slot(struct kvmq_queue *q);
+void kvmq_rx_publish(struct kvmq_queue *q);
+u32 kvmq_rx_pending(struct kvmq_queue *q);
+int kvmq_rings_mmap(struct file *file, struct vm_area_struct *vma);
+
+/* submit.c */
+long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
+		    unsigned long flags);
 void kvmq_kmsg_free(struct kvmq_kmsg *msg);
 int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		       const struct kvmq_kmsg *msg);

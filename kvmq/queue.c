@@ -53,12 +53,6 @@ static void kvmq_msg_hdr_check(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_msg, data) != KVMQ_MSG_HDR_SIZE);
 }
 
-static struct kvmq_queues *kvmq_vm_queues(struct kvmq_vm *vm)
-{
-	/* Pairs with smp_store_release() in kvmq_vm_set_queues(). */
-	return smp_load_acquire(&vm->queues);
-}
-
 /* The queue numbered @queue in @qs, or NULL. */
 static struct kvmq_queue *kvmq_queue(struct kvmq_queues *qs, u32 queue)
 {
@@ -209,6 +203,67 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
 	return msg;
 }
 
+/* Unlink the head message @msg of @q, locked; it is no longer charged. */
+static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
+				struct kvmq_kmsg *msg)
+{
+	lockdep_assert_held(&q->lock);
+	list_del(&msg->node);
+	WRITE_ONCE(q->len, q->len - 1);
+	atomic_long_sub(msg->mem, &qs->mem);
+}
+
+/* Write @msg, received, to @out: as KVMQ_HC_RECV and receive rings show it. */
+static void kvmq_msg_out(struct kvmq_msg *out, const struct kvmq_kmsg *msg,
+			 gpa_t where)
+{
+	out->kind = msg->kind;
+	out->flags = 0;
+	out->sender = msg->sender;
+	out->nr = msg->nr;
+	out->len = msg->len;
+	out->__reserved = 0;
+	out->gpa = where;
+	if (msg->kind == KVMQ_MSG_BYTES)
+		memcpy(out->data, msg->data, msg->len);
+}
+
+/* Free a message that was received: its pages now belong to the aperture. */
+static void kvmq_kmsg_received(struct kvmq_kmsg *msg)
+{
+	if (msg->kind == KVMQ_MSG_BYTES)
+		kvmq_kmsg_free(msg);
+	else
+		kvfree(msg);
+}
+
+/*
+ * Move messages from the head of @q into its receive ring, in order, while
+ * the ring has room and, for pages, the receiver's aperture has free slots.
+ * What stays waits for kvmq_rx_refill().
+ */
+static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
+				struct kvmq_queue *q)
+{
+	struct kvmq_kmsg *msg;
+	struct kvmq_msg *out;
+	gpa_t where = 0;
+
+	lockdep_assert_held(&q->lock);
+	while (q->rx && !list_empty(&q->msgs)) {
+		msg = list_first_entry(&q->msgs, struct kvmq_kmsg, node);
+		out = kvmq_rx_slot(q);
+		if (!out)
+			return;
+		if (msg->npages && kvmq_ap_place(&vm->ap, msg, &where))
+			return;
+		kvmq_dequeue_locked(qs, q, msg);
+		kvmq_msg_out(out, msg, where);
+		kvmq_rx_publish(q);
+		kvmq_kmsg_received(msg);
+	}
+}
+
 /**
  * kvmq_enqueue_check - whether @q would take @msg now
  * @to: the receiving VM
@@ -270,17 +325,68 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 	list_add_tail(&msg->node, &q->msgs);
 	WRITE_ONCE(q->len, q->len + 1);
 	atomic64_inc(&kvmq_stats.messages);
+	kvmq_rx_fill_locked(to, kvmq_vm_queues(to), q);
 	return 0;
 }
 
-/* Unlink the head message @msg of @q, locked; it is no longer charged. */
-static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
-				struct kvmq_kmsg *msg)
+/**
+ * kvmq_rx_refill - move waiting messages of @vm's queues into their rings
+ * @vm: a VM with rings
+ *
+ * Messages wait in a queue with a receive ring when the ring was full or
+ * the aperture had no free slots for their pages; the guest makes room with
+ * memory writes kvmq does not see, then issues KVMQ_HC_SUBMIT, which calls
+ * this.
+ */
+void kvmq_rx_refill(struct kvmq_vm *vm)
 {
-	lockdep_assert_held(&q->lock);
-	list_del(&msg->node);
-	WRITE_ONCE(q->len, q->len - 1);
-	atomic_long_sub(msg->mem, &qs->mem);
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	u32 i;
+
+	for (i = 0; qs && i < qs->nr_total; i++) {
+		struct kvmq_queue *q = &qs->q[i];
+
+		if (!READ_ONCE(q->len) || !READ_ONCE(q->rx))
+			continue;
+		guard(mutex)(&q->lock);
+		kvmq_rx_fill_locked(vm, qs, q);
+	}
+}
+
+long kvmq_vm_set_rings(void *priv, void *arg)
+{
+	struct kvmq_vm_rings *cfg = arg;
+	struct kvmq_vm *vm = priv;
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	struct kvmq_rings *r;
+	u32 i;
+
+	if (cfg->length || cfg->rx_stride || cfg->vcpu_offset ||
+	    cfg->vcpu_stride || cfg->cq_offset || cfg->__reserved[0] ||
+	    cfg->__reserved[1])
+		return -EINVAL;
+	if (!qs)
+		return -ENODEV;
+
+	r = kvmq_rings_create(cfg, qs->nr_total, qs->nr_vcpu_queues);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	/* Publish: pairs with smp_load_acquire() in kvmq_vm_rings(). */
+	if (cmpxchg_release(&vm->rings, NULL, r)) {
+		kvmq_rings_free(r);
+		return -EBUSY;
+	}
+
+	/* From now on what enters a queue goes on to its ring, in order. */
+	for (i = 0; i < qs->nr_total; i++) {
+		struct kvmq_queue *q = &qs->q[i];
+
+		guard(mutex)(&q->lock);
+		q->rx_entries = r->rx_entries;
+		WRITE_ONCE(q->rx, kvmq_rings_rx(r, i));
+		kvmq_rx_fill_locked(vm, qs, q);
+	}
+	return 0;
 }
 
 /* Queue a BYTES message, its payload filled in; it is freed on error. */
@@ -578,6 +684,9 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 	if (queue >= KVMQ_QUEUE_VCPU_BASE &&
 	    queue - KVMQ_QUEUE_VCPU_BASE != vcpu->vcpu_id)
 		return -EACCES;
+	/* Messages of a queue with a ring arrive in the ring. */
+	if (READ_ONCE(q->rx))
+		return -EOPNOTSUPP;
 	if (!READ_ONCE(q->len))
 		return -EAGAIN;
 
@@ -610,18 +719,8 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		kvmq_dequeue_locked(qs, q, msg);
 	}
 
-	out->kind = msg->kind;
-	out->sender = msg->sender;
-	out->nr = msg->nr;
-	out->len = msg->len;
-	out->gpa = where;
-	if (msg->kind == KVMQ_MSG_BYTES) {
-		memcpy(out->data, msg->data, msg->len);
-		kvmq_kmsg_free(msg);
-	} else {
-		/* The pages now belong to the aperture. */
-		kvfree(msg);
-	}
+	kvmq_msg_out(out, msg, where);
+	kvmq_kmsg_received(msg);
 
 	ret = kvm_write_guest(vm->kvm, gpa, out, sizeof(*out)) ? -EFAULT : 0;
 out:
@@ -635,5 +734,7 @@ long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue)
 
 	if (!q)
 		return -ENOENT;
+	if (READ_ONCE(q->rx))
+		return READ_ONCE(q->len) + kvmq_rx_pending(q);
 	return READ_ONCE(q->len);
 }

@@ -161,6 +161,8 @@ static void kvmq_vm_free(struct kref *ref)
 	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
 
 	kvmq_queues_destroy(vm);
+	if (vm->rings)
+		kvmq_rings_free(vm->rings);
 	kvmq_aperture_destroy(&vm->ap);
 	if (vm->group)
 		kvmq_group_put(vm->group);
@@ -291,7 +293,17 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		      struct kvmq_vm_grant, sender, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_POST, kvmq_vm_post,
 		      struct kvmq_vm_post, data, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_SET_RINGS, kvmq_vm_set_rings,
+		      struct kvmq_vm_rings, __reserved, true),
 };
+
+/* The aperture from offset 0, the ring area at KVMQ_RINGS_MMAP_OFFSET. */
+static int kvmq_vm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	if (vma->vm_pgoff >= KVMQ_RINGS_MMAP_OFFSET >> PAGE_SHIFT)
+		return kvmq_rings_mmap(file, vma);
+	return kvmq_aperture_mmap(file, vma);
+}
 
 static long kvmq_vm_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
@@ -311,7 +323,7 @@ static const struct file_operations kvmq_vm_fops = {
 	.release = kvmq_vm_release,
 	.unlocked_ioctl = kvmq_vm_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
-	.mmap = kvmq_aperture_mmap,
+	.mmap = kvmq_vm_mmap,
 	.get_unmapped_area = thp_get_unmapped_area,
 	.llseek = noop_llseek,
 };

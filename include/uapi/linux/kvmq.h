@@ -47,8 +47,10 @@
 #define KVMQ_FEATURE_APERTURE	(1ULL << 1)	/* KVMQ_VM_SET_APERTURE, mmap */
 #define KVMQ_FEATURE_QUEUES	(1ULL << 2)	/* queues, send, receive */
 #define KVMQ_FEATURE_LIMITS	(1ULL << 3)	/* queued pages and memory */
+#define KVMQ_FEATURE_RINGS	(1ULL << 4)	/* KVMQ_VM_SET_RINGS, SUBMIT */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
-				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS)
+				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS | \
+				 KVMQ_FEATURE_RINGS)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -378,6 +380,70 @@ struct kvmq_vm_post {
 
 #define KVMQ_VM_POST		_IO(KVMQ_TYPE, 0x18)
 
+/**
+ * struct kvmq_vm_rings - ioctl(KVMQ_VM_SET_RINGS)
+ * @size: sizeof(struct kvmq_vm_rings)
+ * @flags: must be 0
+ * @rx_entries: entries of the receive ring of each queue; a power of 2,
+ *	1 to KVMQ_RING_ENTRIES_MAX
+ * @sq_entries: entries of the submission ring and of the completion ring
+ *	of each vCPU; a power of 2, 1 to KVMQ_RING_ENTRIES_MAX
+ * @length: output: bytes of the ring area, to map with mmap() of the
+ *	per-VM file at offset KVMQ_RINGS_MMAP_OFFSET
+ * @rx_stride: output: bytes from the receive ring of one queue to the
+ *	next.  The receive ring of queue number q starts at offset
+ *	(q < nr_queues ? q : nr_queues + q - KVMQ_QUEUE_VCPU_BASE) *
+ *	@rx_stride of the area.
+ * @vcpu_offset: output: offset in the area of the submission ring of the
+ *	vCPU whose vcpu_id is 0
+ * @vcpu_stride: output: bytes from the rings of one vCPU to the next
+ * @cq_offset: output: offset of a vCPU's completion ring from its
+ *	submission ring
+ * @__reserved: must be 0
+ *
+ * Issued on the per-VM kvmq file, after KVMQ_VM_SET_QUEUES, once per
+ * attachment.  Gives every queue of the VM a receive ring, and every vCPU
+ * that has a queue of its own (vcpu_id below nr_vcpu_queues) a submission
+ * ring and a completion ring, in one area of memory that kvmq owns and
+ * never moves.  The VMM maps the area (MAP_SHARED, @length bytes at offset
+ * KVMQ_RINGS_MMAP_OFFSET) and registers it as a KVM memslot; the guest
+ * then sends and receives with memory accesses alone (struct kvmq_ring).
+ * The area's memory is charged to the caller's memory cgroup, and is at
+ * most KVMQ_RINGS_MAX bytes.
+ *
+ * Errors of SET:
+ *
+ *  ======= ================================================================
+ *  EINVAL  an entry count is not a power of 2 or out of range, an output
+ *          field or @__reserved is not 0
+ *  ENODEV  the VM has no queues
+ *  E2BIG   the area would be larger than KVMQ_RINGS_MAX
+ *  EBUSY   the VM already has rings
+ *  ENOMEM  out of memory
+ *  ======= ================================================================
+ *
+ * mmap() at KVMQ_RINGS_MMAP_OFFSET fails with ENODEV before SET, EINVAL
+ * for a private mapping or one that is not exactly the area.
+ */
+struct kvmq_vm_rings {
+	__u32 size;
+	__u32 flags;
+	__u32 rx_entries;
+	__u32 sq_entries;
+	__aligned_u64 length;
+	__u32 rx_stride;
+	__u32 vcpu_offset;
+	__u32 vcpu_stride;
+	__u32 cq_offset;
+	__u32 __reserved[2];
+};
+
+#define KVMQ_RING_ENTRIES_MAX	4096
+#define KVMQ_RINGS_MAX		(64ULL << 20)
+#define KVMQ_RINGS_MMAP_OFFSET	(1ULL << 40)
+
+#define KVMQ_VM_SET_RINGS	_IO(KVMQ_TYPE, 0x19)
+
 /*
  * Hypercalls.
  *
@@ -435,6 +501,12 @@ struct kvmq_vm_post {
  * slots.  Returns the number of pages the range held.
  */
 #define KVMQ_HC_RELEASE		(KVMQ_HC_BASE + 6)
+/*
+ * RBX = 0.  Processes every entry of the calling vCPU's submission ring
+ * and fills the VM's receive rings from what waits in its queues.
+ * Returns the number of submission entries consumed.
+ */
+#define KVMQ_HC_SUBMIT		(KVMQ_HC_BASE + 7)
 
 /* Identity stamped on messages posted by the VMM (KVMQ_VM_POST). */
 #define KVMQ_ID_VMM		0
@@ -485,6 +557,94 @@ struct kvmq_msg {
 		__u8 data[KVMQ_MSG_BYTES_MAX];
 		__aligned_u64 gpas[KVMQ_MSG_PAGES_MAX];
 	};
+};
+
+/*
+ * Rings (KVMQ_VM_SET_RINGS).  Three kinds, one layout: a struct kvmq_ring
+ * header of 128 bytes, then @entries entries (a power of 2) of a fixed
+ * size; entry n is at index n & (@entries - 1).
+ *
+ *   receive ring, one per queue: kvmq produces struct kvmq_msg entries
+ *	(a message as KVMQ_HC_RECV would write it: the payload of a bytes
+ *	message inline, the pages of a page or block message already placed
+ *	in the aperture at @gpa); the guest consumes them.
+ *   submission ring, one per vCPU: the guest produces struct kvmq_sqe
+ *	entries; kvmq consumes them when the vCPU issues KVMQ_HC_SUBMIT.
+ *   completion ring, one per vCPU: kvmq produces one struct kvmq_cqe per
+ *	submission entry consumed, in order; the guest consumes them.
+ *
+ * @prod and @cons count entries produced and consumed since the ring was
+ * set up, modulo 2^32; @prod - @cons entries are in the ring.  Who writes
+ * what, and the barriers:
+ *
+ *   @prod	written by the producer only, after the entries it covers,
+ *		with a store-release (smp_store_release() in kvmq); the
+ *		consumer reads it with a load-acquire before it reads the
+ *		entries.
+ *   @cons	written by the consumer only, after it is done with the
+ *		entries it covers, with a store-release; the producer reads it
+ *		with a load-acquire before it reuses their slots.
+ *   @entries	written by kvmq at setup, constant.
+ *   @flags	written by the consumer; 0 (no flag is defined yet).
+ *
+ * kvmq keeps its own copy of every index it writes and never reads one
+ * back: it reads the guest's index once per pass, with the load-acquire,
+ * and checks it.  An index that would put more than @entries entries in
+ * the ring makes kvmq treat the ring as full (receive, completion) or
+ * empty (submission) until the guest writes a sane value.  It copies each
+ * submission entry once, then checks and uses the copy.  A guest that
+ * corrupts its rings thus disturbs only itself.
+ */
+struct kvmq_ring {
+	__u32 prod;
+	__u32 entries;
+	__u32 __pad0[14];
+	__u32 cons;
+	__u32 flags;
+	__u32 __pad1[14];
+};
+
+/* struct kvmq_sqe operations */
+#define KVMQ_OP_SEND		1	/* KVMQ_HC_SEND of the message at @gpa */
+#define KVMQ_OP_RELEASE		2	/* KVMQ_HC_RELEASE of @nr pages at @gpa */
+
+/**
+ * struct kvmq_sqe - an entry of a submission ring, written by the guest
+ * @op: KVMQ_OP_*
+ * @flags: must be 0
+ * @__reserved: must be 0
+ * @dest: KVMQ_OP_SEND: identity of the receiving VM; else 0
+ * @queue: KVMQ_OP_SEND: queue of the receiving VM; else 0
+ * @nr: KVMQ_OP_RELEASE: number of 4 KiB pages; else 0
+ * @gpa: KVMQ_OP_SEND: guest-physical address of a struct kvmq_msg;
+ *	KVMQ_OP_RELEASE: of the first page of the range
+ * @user_data: copied to the completion
+ *
+ * The operation has the effect, and the result, of the hypercall it names,
+ * as if the vCPU issued it when kvmq consumes the entry.
+ */
+struct kvmq_sqe {
+	__u8 op;
+	__u8 flags;
+	__u16 __reserved;
+	__u32 dest;
+	__u32 queue;
+	__u32 nr;
+	__aligned_u64 gpa;
+	__aligned_u64 user_data;
+};
+
+/**
+ * struct kvmq_cqe - an entry of a completion ring, written by kvmq
+ * @user_data: the submission entry's
+ * @res: its result: what the hypercall would have returned (0 or a count,
+ *	or a negated errno; -EINVAL for a malformed entry)
+ * @flags: 0
+ */
+struct kvmq_cqe {
+	__aligned_u64 user_data;
+	__s32 res;
+	__u32 flags;
 };
 
 #endif /* _UAPI_LINUX_KVMQ_H */

@@ -221,6 +221,7 @@ void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
 		      uint32_t id, void *guest_code, uint64_t ap_len,
 		      uint64_t quota, uint32_t depth)
 {
+	p->rings = NULL;
 	p->vm = vm_create_with_one_vcpu(&p->vcpu, guest_code);
 	p->vmq = kvmq_attach(dev_fd, p->vm);
 	p->id = id;
@@ -244,11 +245,35 @@ void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
 	vcpu_args_set(p->vcpu, 2, p->msg_gva, p->msg_gpa);
 }
 
+void *kvmq_peer_rings(struct kvmq_peer *p, uint32_t rx_entries,
+		      uint32_t sq_entries, struct kvmq_vm_rings *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+	cfg->rx_entries = rx_entries;
+	cfg->sq_entries = sq_entries;
+	TEST_ASSERT(!ioctl(p->vmq, KVMQ_VM_SET_RINGS, cfg),
+		    "KVMQ_VM_SET_RINGS failed, errno %d", errno);
+	p->rings_len = cfg->length;
+	p->rings = mmap(NULL, cfg->length, PROT_READ | PROT_WRITE, MAP_SHARED,
+			p->vmq, KVMQ_RINGS_MMAP_OFFSET);
+	TEST_ASSERT(p->rings != MAP_FAILED, "mmap of rings failed, errno %d",
+		    errno);
+	vm_set_user_memory_region(p->vm, KVMQ_TEST_RING_SLOT, 0,
+				  KVMQ_TEST_RING_GPA, cfg->length, p->rings);
+	virt_map(p->vm, KVMQ_TEST_RING_GPA, KVMQ_TEST_RING_GPA,
+		 cfg->length / getpagesize());
+	return p->rings;
+}
+
 void kvmq_peer_destroy(struct kvmq_peer *p)
 {
 	if (!p->vm)
 		return;
 	kvm_vm_free(p->vm);
+	if (p->rings)
+		munmap(p->rings, p->rings_len);
+	p->rings = NULL;
 	munmap(p->ap, p->ap_len);
 	close(p->vmq);
 	p->vm = NULL;

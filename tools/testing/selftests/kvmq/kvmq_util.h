@@ -100,6 +100,8 @@ int kvmq_post_err(int vmq_fd, uint32_t queue, const void *data, uint32_t len);
  */
 #define KVMQ_TEST_AP_GPA	0x40000000ULL
 #define KVMQ_TEST_AP_SLOT	10
+#define KVMQ_TEST_RING_GPA	0xc0000000ULL
+#define KVMQ_TEST_RING_SLOT	11
 
 struct kvmq_peer {
 	struct kvm_vm *vm;
@@ -108,6 +110,8 @@ struct kvmq_peer {
 	uint32_t id;
 	uint8_t *ap;		/* the VMM's view of the aperture */
 	uint64_t ap_len;
+	void *rings;		/* the VMM's view of the ring area, or NULL */
+	uint64_t rings_len;
 	uint64_t msg_gva, msg_gpa;
 };
 
@@ -115,6 +119,15 @@ void kvmq_peer_create(struct kvmq_peer *p, int dev_fd, int group_fd,
 		      uint32_t id, void *guest_code, uint64_t ap_len,
 		      uint64_t quota, uint32_t depth);
 void kvmq_peer_destroy(struct kvmq_peer *p);
+
+/*
+ * Give @p rings (KVMQ_VM_SET_RINGS with @rx_entries and @sq_entries), map
+ * the area, register it at KVMQ_TEST_RING_GPA and map it in the guest at
+ * the same address.  @cfg receives the layout; the VMM's view of the area
+ * is returned.
+ */
+void *kvmq_peer_rings(struct kvmq_peer *p, uint32_t rx_entries,
+		      uint32_t sq_entries, struct kvmq_vm_rings *cfg);
 
 /* Guest side: a kvmq hypercall. */
 static inline int64_t kvmq_hc(uint64_t nr, uint64_t a0, uint64_t a1,

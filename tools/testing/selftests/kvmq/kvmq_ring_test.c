@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Rings: setup and mapping, receive rings filled without an exit of the
+ * receiver, submission and completion rings consumed by KVMQ_HC_SUBMIT,
+ * messages that wait for room and keep their order, and guests that
+ * corrupt their own rings.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "kvmq_util.h"
+#include "kselftest_harness.h"
+
+#define PG		4096ULL
+#define SZ_2M		(2ULL << 20)
+#define AP		KVMQ_TEST_AP_GPA
+#define AP_LEN		(8ULL << 20)
+#define RINGS		KVMQ_TEST_RING_GPA
+#define ID_A		1
+#define ID_B		2
+#define RX_ENTRIES	4
+#define SQ_ENTRIES	8
+/* Message buffers of guests that send through their submission ring. */
+#define BUFS		(AP + (4ULL << 20))
+
+#define EXPECT_HC(expect, nr, a0, a1, a2) \
+	GUEST_ASSERT_EQ(kvmq_hc(nr, a0, a1, a2), (uint64_t)(expect))
+
+/* The ring layout, as the VMM learned it; copied into each guest. */
+static struct kvmq_vm_rings lay;
+
+static struct kvmq_ring *rx_ring(uint32_t qidx)
+{
+	return (void *)(RINGS + qidx * lay.rx_stride);
+}
+
+static struct kvmq_ring *sq_ring(void)
+{
+	return (void *)(RINGS + lay.vcpu_offset);	/* vCPU 0 */
+}
+
+static struct kvmq_ring *cq_ring(void)
+{
+	return (void *)(RINGS + lay.vcpu_offset + lay.cq_offset);
+}
+
+static void *entry(struct kvmq_ring *r, uint32_t n, size_t size)
+{
+	return (char *)(r + 1) + (n & (r->entries - 1)) * size;
+}
+
+/* Guest: the next message of receive ring @r, or NULL; no exit. */
+static struct kvmq_msg *rx_peek(struct kvmq_ring *r)
+{
+	uint32_t cons = r->cons;
+
+	if (__atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) == cons)
+		return NULL;
+	return entry(r, cons, sizeof(struct kvmq_msg));
+}
+
+static void rx_done(struct kvmq_ring *r)
+{
+	__atomic_store_n(&r->cons, r->cons + 1, __ATOMIC_RELEASE);
+}
+
+/* Guest: post a submission entry; the doorbell is the caller's. */
+static void sq_post(uint8_t op, uint32_t dest, uint32_t queue, uint32_t nr,
+		    uint64_t gpa, uint64_t user_data)
+{
+	struct kvmq_ring *r = sq_ring();
+	struct kvmq_sqe *e = entry(r, r->prod, sizeof(*e));
+
+	memset(e, 0, sizeof(*e));
+	e->op = op;
+	e->dest = dest;
+	e->queue = queue;
+	e->nr = nr;
+	e->gpa = gpa;
+	e->user_data = user_data;
+	__atomic_store_n(&r->prod, r->prod + 1, __ATOMIC_RELEASE);
+}
+
+/* Guest: the next completion, which must exist. */
+static struct kvmq_cqe cq_take(void)
+{
+	struct kvmq_ring *r = cq_ring();
+	struct kvmq_cqe c;
+
+	GUEST_ASSERT(__atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) != r->cons);
+	c = *(struct kvmq_cqe *)entry(r, r->cons, sizeof(c));
+	__atomic_store_n(&r->cons, r->cons + 1, __ATOMIC_RELEASE);
+	return c;
+}
+
+static uint32_t cq_count(void)
+{
+	struct kvmq_ring *r = cq_ring();
+
+	return __atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) - r->cons;
+}
+
+/* Guest: message @seq: 100 + seq bytes of (seq + j), or 2 pages. */
+static void build(struct kvmq_msg *m, uint32_t kind, uint32_t seq)
+{
+	uint32_t j;
+
+	memset(m, 0, offsetof(struct kvmq_msg, data));
+	m->kind = kind;
+	if (kind == KVMQ_MSG_BYTES) {
+		m->len = 100 + seq;
+		for (j = 0; j < m->len; j++)
+			m->data[j] = seq + j;
+		return;
+	}
+	m->nr = 2;
+	m->len = 2 * PG;
+	for (j = 0; j < 2; j++) {
+		m->gpas[j] = AP + (2 * seq + j) * PG;
+		*(volatile uint64_t *)m->gpas[j] = seq * 10 + j;
+	}
+}
+
+/* Guest: whether @m is message @seq of @kind from @sender. */
+static bool is_msg(struct kvmq_msg *m, uint32_t kind, uint32_t seq,
+		   uint32_t sender)
+{
+	uint32_t j;
+
+	if (m->kind != kind || m->sender != sender || m->flags ||
+	    m->__reserved)
+		return false;
+	if (kind == KVMQ_MSG_BYTES) {
+		if (m->len != 100 + seq || m->gpa)
+			return false;
+		for (j = 0; j < m->len; j++)
+			if (m->data[j] != (uint8_t)(seq + j))
+				return false;
+		return true;
+	}
+	if (m->nr != 2 || m->len != 2 * PG || m->gpa < AP ||
+	    m->gpa >= AP + AP_LEN)
+		return false;
+	for (j = 0; j < 2; j++)
+		if (*(volatile uint64_t *)(m->gpa + j * PG) != seq * 10 + j)
+			return false;
+	return true;
+}
+
+FIXTURE(ring) {
+	int dev, group;
+	struct kvmq_peer a, b;
+};
+
+FIXTURE_SETUP(ring)
+{
+	ASSERT_EQ(0, kvmq_pool_pages());
+	self->dev = kvmq_open_dev();
+	self->group = kvmq_create_group(self->dev);
+	kvmq_peer_create(&self->a, self->dev, self->group, ID_A, NULL,
+			 AP_LEN, AP_LEN, 16);
+	kvmq_peer_create(&self->b, self->dev, self->group, ID_B, NULL,
+			 AP_LEN, AP_LEN, 16);
+	kvmq_grant(self->b.vmq, 0, ID_A);
+	kvmq_grant(self->a.vmq, 0, ID_B);
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	kvmq_peer_destroy(&self->a);
+	kvmq_peer_destroy(&self->b);
+	close(self->group);
+	close(self->dev);
+	EXPECT_EQ(0, kvmq_pool_pages());
+}
+
+static void set_guest(struct kvmq_peer *p, void *code, uint64_t a2,
+		      uint64_t a3)
+{
+	vcpu_arch_set_entry_point(p->vcpu, code);
+	vcpu_args_set(p->vcpu, 4, p->msg_gva, p->msg_gpa, a2, a3);
+}
+
+static void rings(struct kvmq_peer *p)
+{
+	kvmq_peer_rings(p, RX_ENTRIES, SQ_ENTRIES, &lay);
+	sync_global_to_guest(p->vm, lay);
+}
+
+static struct ucall run_sync(struct kvmq_peer *p, int stage)
+{
+	struct ucall uc;
+
+	TEST_ASSERT(kvmq_run(p->vcpu, &uc) == UCALL_SYNC, "expected a sync");
+	TEST_ASSERT(uc.args[1] == stage, "stage %lu, expected %d",
+		    uc.args[1], stage);
+	return uc;
+}
+
+/* Sender A, polled hypercalls: @n messages of @kind to B's queue 0. */
+static void guest_send(uint64_t gva, uint64_t gpa, uint64_t kind,
+		       uint64_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		build((void *)gva, kind, i);
+		EXPECT_HC(0, KVMQ_HC_SEND, ID_B, 0, gpa);
+	}
+	GUEST_DONE();
+}
+
+/*
+ * Receiver B: @n messages of @kind arrive in the ring of its queue 0; it
+ * reads them with memory accesses only, then checks QLEN and RECV.
+ */
+static void guest_rx(uint64_t gva, uint64_t gpa, uint64_t kind, uint64_t n)
+{
+	struct kvmq_ring *r = rx_ring(0);
+	struct kvmq_msg *m;
+	uint32_t i;
+
+	GUEST_ASSERT_EQ(r->entries, RX_ENTRIES);
+	for (i = 0; i < n; i++) {
+		m = rx_peek(r);
+		GUEST_ASSERT(m);
+		GUEST_ASSERT(is_msg(m, kind, i, ID_A));
+		rx_done(r);
+	}
+	GUEST_ASSERT(!rx_peek(r));
+	GUEST_SYNC(1);
+	EXPECT_HC(0, KVMQ_HC_QLEN, 0, 0, 0);
+	EXPECT_HC(-EOPNOTSUPP, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_DONE();
+}
+
+static void rx_one_kind(FIXTURE_DATA(ring) *self, uint32_t kind)
+{
+	uint64_t hc;
+
+	rings(&self->b);
+	set_guest(&self->a, guest_send, kind, RX_ENTRIES);
+	kvmq_run_to_done(self->a.vcpu);
+
+	/* B consumes the ring with no hypercall at all. */
+	hc = kvmq_vcpu_stat(self->b.vcpu, "hypercalls");
+	set_guest(&self->b, guest_rx, kind, RX_ENTRIES);
+	run_sync(&self->b, 1);
+	TEST_ASSERT(kvmq_vcpu_stat(self->b.vcpu, "hypercalls") == hc,
+		    "the receiver made hypercalls");
+	kvmq_run_to_done(self->b.vcpu);
+}
+
+TEST_F(ring, rx_bytes)
+{
+	rx_one_kind(self, KVMQ_MSG_BYTES);
+}
+
+TEST_F(ring, rx_pages)
+{
+	uint64_t held = kvmq_aperture_held(self->b.vmq);
+
+	rx_one_kind(self, KVMQ_MSG_PAGES);
+	/* The pages were placed in B's aperture as they reached the ring. */
+	EXPECT_EQ(held + RX_ENTRIES * 2 * PG,
+		  kvmq_aperture_held(self->b.vmq));
+}
+
+/*
+ * Sender A with rings: a burst of sends and a release through the
+ * submission ring, one doorbell; one completion each, in order.
+ */
+static void guest_submit(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)BUFS;
+	struct kvmq_cqe c;
+	uint32_t i;
+
+	/* Each message in its own buffer: the entries point at them. */
+	for (i = 0; i < 3; i++) {
+		build(m + i, KVMQ_MSG_BYTES, i);
+		sq_post(KVMQ_OP_SEND, ID_B, 0, 0, BUFS + i * sizeof(*m),
+			100 + i);
+	}
+	*(volatile uint64_t *)(AP + 64 * PG) = 1;
+	sq_post(KVMQ_OP_RELEASE, 0, 0, 1, AP + 64 * PG, 200);
+	sq_post(KVMQ_OP_SEND, 99, 0, 0, BUFS, 300);	/* no such VM */
+	GUEST_ASSERT_EQ(cq_count(), 0);
+
+	EXPECT_HC(5, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT_EQ(sq_ring()->cons, 5);
+	for (i = 0; i < 3; i++) {
+		c = cq_take();
+		GUEST_ASSERT_EQ(c.user_data, 100 + i);
+		GUEST_ASSERT_EQ(c.res, 0);
+	}
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.user_data, 200);
+	GUEST_ASSERT_EQ(c.res, 1);			/* one page freed */
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.user_data, 300);
+	GUEST_ASSERT_EQ(c.res, -ENOENT);
+	GUEST_ASSERT_EQ(cq_count(), 0);
+	EXPECT_HC(0, KVMQ_HC_SUBMIT, 0, 0, 0);		/* nothing left */
+	EXPECT_HC(-EINVAL, KVMQ_HC_SUBMIT, 1, 0, 0);
+	GUEST_DONE();
+}
+
+static void guest_recv3(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)gva;
+	uint32_t i;
+
+	for (i = 0; i < 3; i++) {
+		EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+		GUEST_ASSERT(is_msg(m, KVMQ_MSG_BYTES, i, ID_A));
+	}
+	EXPECT_HC(-EAGAIN, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_DONE();
+}
+
+TEST_F(ring, submit)
+{
+	uint64_t hc;
+
+	rings(&self->a);
+	hc = kvmq_vcpu_stat(self->a.vcpu, "hypercalls");
+	set_guest(&self->a, guest_submit, 0, 0);
+	kvmq_run_to_done(self->a.vcpu);
+	/* Five operations, three doorbells. */
+	EXPECT_EQ(3, kvmq_vcpu_stat(self->a.vcpu, "hypercalls") - hc);
+
+	/* B has no rings: it receives with the polled hypercall. */
+	set_guest(&self->b, guest_recv3, 0, 0);
+	kvmq_run_to_done(self->b.vcpu);
+}
+
+/*
+ * B's ring takes RX_ENTRIES messages; the rest wait in the kernel, in
+ * order, until B consumed some and rang: then they follow, in order.  A
+ * message whose pages find no free slots waits the same way.
+ */
+static void guest_rx_wait(uint64_t gva, uint64_t gpa, uint64_t kind,
+			  uint64_t n)
+{
+	struct kvmq_ring *r = rx_ring(0);
+	struct kvmq_msg *m;
+	uint32_t i;
+
+	EXPECT_HC(n, KVMQ_HC_QLEN, 0, 0, 0);
+	for (i = 0; i < n; i++) {
+		m = rx_peek(r);
+		if (!m) {
+			/* Consumed all it had: make the kernel refill. */
+			GUEST_ASSERT(i && !(i & (RX_ENTRIES - 1)));
+			EXPECT_HC(0, KVMQ_HC_SUBMIT, 0, 0, 0);
+			m = rx_peek(r);
+			GUEST_ASSERT(m);
+		}
+		GUEST_ASSERT(is_msg(m, kind, i, ID_A));
+		if (kind != KVMQ_MSG_BYTES)
+			EXPECT_HC(2, KVMQ_HC_RELEASE, m->gpa, 2, 0);
+		rx_done(r);
+	}
+	GUEST_ASSERT(!rx_peek(r));
+	EXPECT_HC(0, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT(!rx_peek(r));
+	EXPECT_HC(0, KVMQ_HC_QLEN, 0, 0, 0);
+	GUEST_DONE();
+}
+
+TEST_F(ring, rx_full_bytes)
+{
+	rings(&self->b);
+	set_guest(&self->a, guest_send, KVMQ_MSG_BYTES, 3 * RX_ENTRIES);
+	kvmq_run_to_done(self->a.vcpu);
+	set_guest(&self->b, guest_rx_wait, KVMQ_MSG_BYTES, 3 * RX_ENTRIES);
+	kvmq_run_to_done(self->b.vcpu);
+}
+
+TEST_F(ring, rx_full_pages)
+{
+	struct kvmq_vm_aperture ap;
+
+	rings(&self->b);
+	set_guest(&self->a, guest_send, KVMQ_MSG_PAGES, 3 * RX_ENTRIES);
+	kvmq_run_to_done(self->a.vcpu);
+	/* The ring's messages are placed, the others still queued. */
+	ap = kvmq_get_aperture(self->b.vmq);
+	EXPECT_EQ(RX_ENTRIES * 2 * PG, ap.held);
+	EXPECT_EQ(2 * RX_ENTRIES * 2 * PG, ap.queued);
+	set_guest(&self->b, guest_rx_wait, KVMQ_MSG_PAGES, 3 * RX_ENTRIES);
+	kvmq_run_to_done(self->b.vcpu);
+	ap = kvmq_get_aperture(self->b.vmq);
+	EXPECT_EQ(0, ap.held);
+	EXPECT_EQ(0, ap.queued);
+}
+
+/* Messages queued before the rings existed go to the rings, in order. */
+TEST_F(ring, queued_before)
+{
+	char hello[] = "hello";
+
+	EXPECT_EQ(0, kvmq_post_err(self->b.vmq, 0, hello, sizeof(hello)));
+	set_guest(&self->a, guest_send, KVMQ_MSG_BYTES, 2);
+	kvmq_run_to_done(self->a.vcpu);
+	rings(&self->b);
+	EXPECT_EQ(3, ((struct kvmq_ring *)self->b.rings)->prod);
+	EXPECT_EQ(0, strcmp((char *)self->b.rings + sizeof(struct kvmq_ring) +
+			    offsetof(struct kvmq_msg, data), hello));
+}
+
+/*
+ * A guest that scribbles on its rings: every malformed entry completes
+ * with -EINVAL and the others run; an insane producer index makes kvmq
+ * consume nothing; a full completion ring holds submissions back; an
+ * insane consumer index of a receive ring keeps messages in the kernel.
+ */
+static void guest_corrupt(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_ring *sq = sq_ring(), *rx = rx_ring(0);
+	struct kvmq_sqe *e;
+	struct kvmq_cqe c;
+	uint32_t i, good;
+
+	build((void *)gva, KVMQ_MSG_BYTES, 0);
+	sq_post(0, ID_B, 0, 0, gpa, 1);				/* no op */
+	sq_post(9, ID_B, 0, 0, gpa, 2);				/* unknown */
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 1, gpa, 3);		/* nr */
+	sq_post(KVMQ_OP_RELEASE, ID_B, 0, 1, AP, 4);		/* dest */
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 0, gpa, 5);
+	e = entry(sq, sq->prod - 1, sizeof(*e));
+	e->flags = 0x80;					/* flags */
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 0, gpa, 6);
+	e = entry(sq, sq->prod - 1, sizeof(*e));
+	e->__reserved = 1;					/* reserved */
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 0, 1ULL << 40, 7);	/* EFAULT */
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 0, gpa, 8);		/* good */
+	EXPECT_HC(SQ_ENTRIES, KVMQ_HC_SUBMIT, 0, 0, 0);
+	for (i = 1; i <= 6; i++) {
+		c = cq_take();
+		GUEST_ASSERT_EQ(c.user_data, i);
+		GUEST_ASSERT_EQ(c.res, -EINVAL);
+	}
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.res, -EFAULT);
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.user_data, 8);
+	GUEST_ASSERT_EQ(c.res, 0);
+
+	/* A producer index more than a ring ahead: nothing is consumed. */
+	good = sq->prod;
+	sq->prod = good + SQ_ENTRIES + 1;
+	EXPECT_HC(0, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT_EQ(sq->cons, good);
+	sq->prod = good;
+
+	/* The completion ring full: submissions wait for room. */
+	for (i = 0; i < SQ_ENTRIES; i++)
+		sq_post(KVMQ_OP_RELEASE, 0, 0, 1, AP + SZ_2M, 10 + i);
+	cq_ring()->cons -= 2;	/* claims two completions unread */
+	EXPECT_HC(SQ_ENTRIES - 2, KVMQ_HC_SUBMIT, 0, 0, 0);
+	cq_ring()->cons += 2;
+	for (i = 0; i < SQ_ENTRIES - 2; i++)
+		GUEST_ASSERT_EQ(cq_take().user_data, 10 + i);
+	EXPECT_HC(2, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT_EQ(cq_take().user_data, 10 + SQ_ENTRIES - 2);
+	GUEST_ASSERT_EQ(cq_take().user_data, 10 + SQ_ENTRIES - 1);
+
+	/* Its own receive ring: a consumer index out of range. */
+	rx->cons = rx->prod + 100;
+	GUEST_SYNC(1);
+	/* A sent a message meanwhile: it waits in the kernel. */
+	GUEST_ASSERT_EQ(__atomic_load_n(&rx->prod, __ATOMIC_ACQUIRE),
+			rx->cons - 100);
+	EXPECT_HC(1, KVMQ_HC_QLEN, 0, 0, 0);
+	rx->cons -= 100;
+	EXPECT_HC(0, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT(rx_peek(rx));
+	GUEST_ASSERT(is_msg(rx_peek(rx), KVMQ_MSG_BYTES, 0, ID_A));
+	rx_done(rx);
+	GUEST_DONE();
+}
+
+TEST_F(ring, corrupt)
+{
+	kvmq_grant(self->b.vmq, 0, ID_B);	/* B sends to itself */
+	rings(&self->b);
+	set_guest(&self->b, guest_corrupt, 0, 0);
+	run_sync(&self->b, 1);
+	/* B's ring holds its self-sent message, unread. */
+	set_guest(&self->a, guest_send, KVMQ_MSG_BYTES, 1);
+	kvmq_run_to_done(self->a.vcpu);
+	kvmq_run_to_done(self->b.vcpu);
+}
+
+/* Teardown with entries everywhere: rings, kernel queues, apertures. */
+static void guest_leave(uint64_t gva, uint64_t gpa)
+{
+	uint32_t i;
+
+	for (i = 0; i < SQ_ENTRIES / 2; i++) {
+		build((void *)BUFS + i * sizeof(struct kvmq_msg),
+		      KVMQ_MSG_PAGES, i);
+		sq_post(KVMQ_OP_SEND, ID_B, 0, 0,
+			BUFS + i * sizeof(struct kvmq_msg), i);
+	}
+	EXPECT_HC(SQ_ENTRIES / 2, KVMQ_HC_SUBMIT, 0, 0, 0);
+	/* More posted, never submitted. */
+	for (i = 0; i < SQ_ENTRIES / 2; i++)
+		sq_post(KVMQ_OP_SEND, ID_B, 0, 0, gpa, i);
+	GUEST_DONE();
+}
+
+TEST_F(ring, leave_pending)
+{
+	rings(&self->a);
+	rings(&self->b);
+	set_guest(&self->a, guest_leave, 0, 0);
+	kvmq_run_to_done(self->a.vcpu);
+	set_guest(&self->a, guest_send, KVMQ_MSG_PAGES, RX_ENTRIES);
+	kvmq_run_to_done(self->a.vcpu);
+	/* B's ring is full, RX_ENTRIES more wait; the pool holds them all. */
+	EXPECT_NE(0, kvmq_pool_pages());
+}
+
+TEST(config)
+{
+	struct kvmq_vm_rings cfg = { .size = sizeof(cfg) }, out;
+	int dev = kvmq_open_dev();
+	struct kvmq_peer p;
+	void *m;
+
+	kvmq_peer_create(&p, dev, -1, 0, NULL, AP_LEN, AP_LEN, 0);
+	cfg.rx_entries = 4;
+	cfg.sq_entries = 4;
+	EXPECT_EQ(-ENODEV, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	m = mmap(NULL, PG, PROT_READ, MAP_SHARED, p.vmq,
+		 KVMQ_RINGS_MMAP_OFFSET);
+	EXPECT_EQ(MAP_FAILED, m);
+	EXPECT_EQ(ENODEV, errno);
+	kvmq_set_queues(p.vmq, 6, 2, 8);
+
+	cfg.rx_entries = 3;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.rx_entries = 0;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.rx_entries = 2 * KVMQ_RING_ENTRIES_MAX;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.rx_entries = 4;
+	cfg.sq_entries = 6;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.sq_entries = 4;
+	cfg.length = 1;				/* output */
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.length = 0;
+	cfg.__reserved[1] = 1;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.__reserved[1] = 0;
+	/* 8 queues x 4096 entries of 2080 bytes: more than 64 MiB. */
+	cfg.rx_entries = KVMQ_RING_ENTRIES_MAX;
+	EXPECT_EQ(-E2BIG, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg.rx_entries = 4;
+
+	ASSERT_EQ(0, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	/* 8 receive rings (6 VM queues, 2 vCPU queues), then 2 vCPUs. */
+	EXPECT_EQ(128 + 4 * sizeof(struct kvmq_msg), cfg.rx_stride);
+	EXPECT_EQ(8 * cfg.rx_stride, cfg.vcpu_offset);
+	EXPECT_EQ(128 + 4 * sizeof(struct kvmq_sqe), cfg.cq_offset);
+	EXPECT_EQ(cfg.cq_offset + 128 + 4 * sizeof(struct kvmq_cqe),
+		  cfg.vcpu_stride);
+	EXPECT_EQ((cfg.vcpu_offset + 2 * cfg.vcpu_stride + PG - 1) & ~(PG - 1),
+		  cfg.length);
+	out = cfg;
+	memset(&cfg.length, 0, sizeof(cfg) - offsetof(typeof(cfg), length));
+	EXPECT_EQ(-EBUSY, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_RINGS, &cfg));
+	cfg = out;
+
+	/* Only the whole area, shared. */
+	m = mmap(NULL, PG, PROT_READ, MAP_SHARED, p.vmq,
+		 KVMQ_RINGS_MMAP_OFFSET);
+	EXPECT_EQ(MAP_FAILED, m);
+	EXPECT_EQ(EINVAL, errno);
+	m = mmap(NULL, cfg.length, PROT_READ, MAP_PRIVATE, p.vmq,
+		 KVMQ_RINGS_MMAP_OFFSET);
+	EXPECT_EQ(MAP_FAILED, m);
+	m = mmap(NULL, cfg.length, PROT_READ, MAP_SHARED, p.vmq,
+		 KVMQ_RINGS_MMAP_OFFSET);
+	ASSERT_NE(MAP_FAILED, m);
+	/* Every ring header says its size. */
+	EXPECT_EQ(4, ((struct kvmq_ring *)m)->entries);
+	EXPECT_EQ(4, ((struct kvmq_ring *)(m + cfg.vcpu_offset +
+					   cfg.vcpu_stride +
+					   cfg.cq_offset))->entries);
+	munmap(m, cfg.length);
+	kvmq_peer_destroy(&p);
+	close(dev);
+}
+
+KVMQ_TEST_HARNESS_MAIN
