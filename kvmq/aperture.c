@@ -721,6 +721,7 @@ void __init kvmq_aperture_module_init(void)
 		{ "bytes_copied", &kvmq_stats.bytes_copied },
 		{ "pages_moved", &kvmq_stats.pages_moved },
 		{ "unmaps", &kvmq_stats.unmaps },
+		{ "lazy_batches", &kvmq_stats.lazy_batches },
 	};
 	int i;
 

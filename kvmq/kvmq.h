@@ -150,6 +150,8 @@ struct kvmq_queue {
  *	VM may take at once
  * @mem: bytes of kernel memory that messages queued to the VM take now;
  *	charged and uncharged under the lock of the message's queue
+ * @rx_backlog: messages in the lists of queues that have a receive ring,
+ *	waiting for room; changed under the queue's lock
  * @q: the queues
  */
 struct kvmq_queues {
@@ -160,25 +162,38 @@ struct kvmq_queues {
 	unsigned long page_limit;
 	unsigned long mem_limit;
 	atomic_long_t mem;
+	atomic_t rx_backlog;
 	struct kvmq_queue q[] __counted_by(nr_total);
 };
 
 /**
  * struct kvmq_vcpu_rings - the submission and completion rings of a vCPU
+ * @lock: held while the rings are run (KVMQ_HC_SUBMIT, or a lazy batch)
  * @sq: submission ring, in the VM's ring area
  * @cq: completion ring, in the VM's ring area
  * @sq_cons: entries of @sq consumed (kvmq's copy of its @cons)
  * @cq_prod: entries of @cq produced (kvmq's copy of its @prod)
+ * @vm: the VM, for the lazy batch's task_work
+ * @work: the lazy batch, queued on the vCPU's thread
+ * @flags: KVMQ_VR_WORK_QUEUED while @work is queued
  *
- * Used only in the vCPU's own thread (KVMQ_HC_SUBMIT), which KVM runs
- * with the vCPU's mutex held: no lock of kvmq's.
+ * The rings are run in the vCPU's own thread, by the hypercall or by the
+ * task_work the kvm_exit probe queued; @lock covers a KVM_RUN from another
+ * thread of the VMM meanwhile.  The probe reads @sq_cons without it: a
+ * stale value only queues a batch that finds nothing, or one exit later.
  */
 struct kvmq_vcpu_rings {
+	struct mutex lock;		/* running the rings */
 	struct kvmq_ring *sq;
 	struct kvmq_ring *cq;
 	u32 sq_cons;
 	u32 cq_prod;
+	struct kvmq_vm *vm;
+	struct callback_head work;
+	unsigned long flags;
 };
+
+#define KVMQ_VR_WORK_QUEUED	0
 
 /**
  * struct kvmq_rings - the ring area of one VM (KVMQ_VM_SET_RINGS)
@@ -255,6 +270,7 @@ static inline struct kvmq_rings *kvmq_vm_rings(struct kvmq_vm *vm)
 /* vm.c */
 int kvmq_vm_attach(int vm_fd);
 bool kvmq_vm_is_attached(struct kvm *kvm);
+struct kvmq_vm *kvmq_vm_find_rcu(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_by_kvm(struct kvm *kvm);
 struct kvmq_vm *kvmq_vm_get_peer(struct kvmq_vm *vm, u32 id);
 void kvmq_vm_put(struct kvmq_vm *vm);
@@ -281,7 +297,8 @@ void kvmq_rx_refill(struct kvmq_vm *vm);
 
 /* ring.c */
 struct kvmq_vm_rings;
-struct kvmq_rings *kvmq_rings_create(struct kvmq_vm_rings *cfg,
+struct kvmq_rings *kvmq_rings_create(struct kvmq_vm *vm,
+				     struct kvmq_vm_rings *cfg,
 				     u32 nr_queues, u32 nr_vcpus);
 void kvmq_rings_free(struct kvmq_rings *r);
 struct kvmq_ring *kvmq_rings_rx(struct kvmq_rings *r, u32 i);
@@ -293,6 +310,13 @@ int kvmq_rings_mmap(struct file *file, struct vm_area_struct *vma);
 /* submit.c */
 long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
 		    unsigned long flags);
+void kvmq_submit_lazy(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr);
+const struct kvmq_sqe *kvmq_sq_entry(struct kvmq_vcpu_rings *vr,
+				     u32 entries, u32 n);
+
+/* lazy.c */
+int kvmq_lazy_get(void);
+void kvmq_lazy_put(void);
 void kvmq_kmsg_free(struct kvmq_kmsg *msg);
 int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		       const struct kvmq_kmsg *msg);
@@ -323,12 +347,15 @@ void kvmq_aperture_detach(struct kvmq_vm *vm);
  * @bytes_copied: payload bytes of BYTES messages, copied twice each
  * @pages_moved: pages moved from a sender's aperture into a queue
  * @unmaps: unmap_mapping_pages() calls of moves and releases
+ * @lazy_batches: lazy batches that ran at a natural exit and consumed at
+ *	least one submission entry
  */
 struct kvmq_stats {
 	atomic64_t messages;
 	atomic64_t bytes_copied;
 	atomic64_t pages_moved;
 	atomic64_t unmaps;
+	atomic64_t lazy_batches;
 };
 
 extern struct kvmq_stats kvmq_stats;

@@ -211,6 +211,8 @@ static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
 	list_del(&msg->node);
 	WRITE_ONCE(q->len, q->len - 1);
 	atomic_long_sub(msg->mem, &qs->mem);
+	if (q->rx)
+		atomic_dec(&qs->rx_backlog);
 }
 
 /* Write @msg, received, to @out: as KVMQ_HC_RECV and receive rings show it. */
@@ -325,7 +327,10 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 	list_add_tail(&msg->node, &q->msgs);
 	WRITE_ONCE(q->len, q->len + 1);
 	atomic64_inc(&kvmq_stats.messages);
-	kvmq_rx_fill_locked(to, kvmq_vm_queues(to), q);
+	if (q->rx) {
+		atomic_inc(&qs->rx_backlog);
+		kvmq_rx_fill_locked(to, qs, q);
+	}
 	return 0;
 }
 
@@ -360,6 +365,7 @@ long kvmq_vm_set_rings(void *priv, void *arg)
 	struct kvmq_queues *qs = kvmq_vm_queues(vm);
 	struct kvmq_rings *r;
 	u32 i;
+	int ret;
 
 	if (cfg->length || cfg->rx_stride || cfg->vcpu_offset ||
 	    cfg->vcpu_stride || cfg->cq_offset || cfg->__reserved[0] ||
@@ -368,12 +374,18 @@ long kvmq_vm_set_rings(void *priv, void *arg)
 	if (!qs)
 		return -ENODEV;
 
-	r = kvmq_rings_create(cfg, qs->nr_total, qs->nr_vcpu_queues);
+	r = kvmq_rings_create(vm, cfg, qs->nr_total, qs->nr_vcpu_queues);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
+	ret = kvmq_lazy_get();
+	if (ret) {
+		kvmq_rings_free(r);
+		return ret;
+	}
 	/* Publish: pairs with smp_load_acquire() in kvmq_vm_rings(). */
 	if (cmpxchg_release(&vm->rings, NULL, r)) {
 		kvmq_rings_free(r);
+		kvmq_lazy_put();
 		return -EBUSY;
 	}
 
@@ -384,6 +396,7 @@ long kvmq_vm_set_rings(void *priv, void *arg)
 		guard(mutex)(&q->lock);
 		q->rx_entries = r->rx_entries;
 		WRITE_ONCE(q->rx, kvmq_rings_rx(r, i));
+		atomic_add(q->len, &qs->rx_backlog);
 		kvmq_rx_fill_locked(vm, qs, q);
 	}
 	return 0;

@@ -72,6 +72,7 @@ static struct kvmq_ring *kvmq_ring_at(struct kvmq_rings *r, u64 off,
 
 /**
  * kvmq_rings_create - allocate and lay out the ring area of a VM
+ * @vm: the VM
  * @cfg: the request, checked but for the entry counts; its output fields
  *	are filled on success
  * @nr_queues: queues of the VM, each with a receive ring
@@ -80,7 +81,8 @@ static struct kvmq_ring *kvmq_ring_at(struct kvmq_rings *r, u64 off,
  * Return: the area, or an ERR_PTR(): -EINVAL (entry counts), -E2BIG (too
  * large), -ENOMEM.
  */
-struct kvmq_rings *kvmq_rings_create(struct kvmq_vm_rings *cfg,
+struct kvmq_rings *kvmq_rings_create(struct kvmq_vm *vm,
+				     struct kvmq_vm_rings *cfg,
 				     u32 nr_queues, u32 nr_vcpus)
 {
 	u64 rx_stride, sq_bytes, vcpu_stride, vcpu_offset, length;
@@ -128,6 +130,8 @@ struct kvmq_rings *kvmq_rings_create(struct kvmq_vm_rings *cfg,
 	for (i = 0; i < nr_vcpus; i++) {
 		u64 off = vcpu_offset + i * vcpu_stride;
 
+		mutex_init(&r->vcpu[i].lock);
+		r->vcpu[i].vm = vm;
 		r->vcpu[i].sq = kvmq_ring_at(r, off, cfg->sq_entries);
 		r->vcpu[i].cq = kvmq_ring_at(r, off + sq_bytes,
 					     cfg->sq_entries);

@@ -17,7 +17,7 @@
 /* Run one submission entry, already copied out of the ring. */
 static long kvmq_sqe_run(struct kvmq_vm *vm, const struct kvmq_sqe *sqe)
 {
-	if (sqe->flags || sqe->__reserved)
+	if (sqe->flags & ~KVMQ_SQE_LAZY || sqe->__reserved)
 		return -EINVAL;
 
 	switch (sqe->op) {
@@ -40,18 +40,27 @@ static void *kvmq_ring_entry(struct kvmq_ring *ring, u32 entries, u32 n,
 	return (void *)(ring + 1) + (n & (entries - 1)) * size;
 }
 
+/* Entry @n of the submission ring of @vr, which has @entries entries. */
+const struct kvmq_sqe *kvmq_sq_entry(struct kvmq_vcpu_rings *vr,
+				     u32 entries, u32 n)
+{
+	return kvmq_ring_entry(vr->sq, entries, n, sizeof(struct kvmq_sqe));
+}
+
 /*
- * Consume the submission ring of @vr while the completion ring has room.
- * Return the number of entries consumed.
+ * Consume the submission ring of @vr while the completion ring has room;
+ * with @lazy, only as far as the entries are KVMQ_SQE_LAZY.  Return the
+ * number of entries consumed.
  */
 static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
-			u32 entries)
+			u32 entries, bool lazy)
 {
 	struct kvmq_cqe *cqe;
 	struct kvmq_sqe sqe;
 	u32 prod, cons;
 	long n = 0, res;
 
+	lockdep_assert_held(&vr->lock);
 	/* Pairs with the guest's store-release of @prod: the entries are in. */
 	prod = smp_load_acquire(&vr->sq->prod);
 	if (prod - vr->sq_cons > entries)
@@ -63,8 +72,10 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 		if (vr->cq_prod - cons >= entries)
 			break;	/* full, or not sane */
 
-		memcpy(&sqe, kvmq_ring_entry(vr->sq, entries, vr->sq_cons,
-					     sizeof(sqe)), sizeof(sqe));
+		memcpy(&sqe, kvmq_sq_entry(vr, entries, vr->sq_cons),
+		       sizeof(sqe));
+		if (lazy && !(sqe.flags & KVMQ_SQE_LAZY))
+			break;	/* waits for the doorbell */
 		/* Done with the entry: the guest may reuse its slot. */
 		smp_store_release(&vr->sq->cons, ++vr->sq_cons);
 
@@ -106,7 +117,30 @@ long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
 	if (vcpu->vcpu_id >= r->nr_vcpus)
 		return -ENOENT;
 
-	n = kvmq_sq_run(vm, &r->vcpu[vcpu->vcpu_id], r->sq_entries);
+	scoped_guard(mutex, &r->vcpu[vcpu->vcpu_id].lock)
+		n = kvmq_sq_run(vm, &r->vcpu[vcpu->vcpu_id], r->sq_entries,
+				false);
 	kvmq_rx_refill(vm);
 	return n;
+}
+
+/**
+ * kvmq_submit_lazy - a lazy batch, at a natural exit of the vCPU of @vr
+ * @vm: the VM, with rings
+ * @vr: the vCPU's rings
+ *
+ * Runs the leading KVMQ_SQE_LAZY entries of the vCPU's submission ring and
+ * fills the VM's receive rings.  Called in the vCPU's thread, with the
+ * VM's SRCU read lock held, from the task_work of lazy.c.
+ */
+void kvmq_submit_lazy(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr)
+{
+	struct kvmq_rings *r = kvmq_vm_rings(vm);
+	long n;
+
+	scoped_guard(mutex, &vr->lock)
+		n = kvmq_sq_run(vm, vr, r->sq_entries, true);
+	if (n)
+		atomic64_inc(&kvmq_stats.lazy_batches);
+	kvmq_rx_refill(vm);
 }

@@ -119,6 +119,18 @@ static struct kvmq_vm *kvmq_vm_find(struct kvm *kvm)
 }
 
 /**
+ * kvmq_vm_find_rcu - the kvmq state of @kvm, without a reference
+ * @kvm: a VM that is alive for the duration of the call
+ *
+ * Caller holds rcu_read_lock(); the object stays valid until it drops it.
+ * Its rings are freed only after an RCU grace period (kvmq_vm_free()).
+ */
+struct kvmq_vm *kvmq_vm_find_rcu(struct kvm *kvm)
+{
+	return kvmq_vm_find(kvm);
+}
+
+/**
  * kvmq_vm_is_attached - whether @kvm has an open per-VM kvmq file
  * @kvm: a VM that is alive for the duration of the call
  *
@@ -161,8 +173,12 @@ static void kvmq_vm_free(struct kref *ref)
 	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
 
 	kvmq_queues_destroy(vm);
-	if (vm->rings)
+	if (vm->rings) {
+		/* The kvm_exit probe may still read them, under RCU. */
+		synchronize_rcu();
 		kvmq_rings_free(vm->rings);
+		kvmq_lazy_put();
+	}
 	kvmq_aperture_destroy(&vm->ap);
 	if (vm->group)
 		kvmq_group_put(vm->group);

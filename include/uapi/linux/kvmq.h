@@ -569,7 +569,8 @@ struct kvmq_msg {
  *	message inline, the pages of a page or block message already placed
  *	in the aperture at @gpa); the guest consumes them.
  *   submission ring, one per vCPU: the guest produces struct kvmq_sqe
- *	entries; kvmq consumes them when the vCPU issues KVMQ_HC_SUBMIT.
+ *	entries; kvmq consumes them when the vCPU issues KVMQ_HC_SUBMIT, or,
+ *	for KVMQ_SQE_LAZY entries, at the vCPU's next natural exit.
  *   completion ring, one per vCPU: kvmq produces one struct kvmq_cqe per
  *	submission entry consumed, in order; the guest consumes them.
  *
@@ -608,10 +609,21 @@ struct kvmq_ring {
 #define KVMQ_OP_SEND		1	/* KVMQ_HC_SEND of the message at @gpa */
 #define KVMQ_OP_RELEASE		2	/* KVMQ_HC_RELEASE of @nr pages at @gpa */
 
+/*
+ * struct kvmq_sqe flags.  KVMQ_SQE_LAZY: the entry may run at the vCPU's
+ * next natural exit, without KVMQ_HC_SUBMIT.  kvmq runs the entries at the
+ * start of the ring that carry it, in a batch, at any exit of the vCPU it
+ * did not request (a timer interrupt, a halt, an exit to the VMM); an
+ * entry without it waits for KVMQ_HC_SUBMIT, and so do the entries after
+ * it.  A vCPU running the guest exits at least once per host timer tick,
+ * which bounds the delay.
+ */
+#define KVMQ_SQE_LAZY		(1 << 0)
+
 /**
  * struct kvmq_sqe - an entry of a submission ring, written by the guest
  * @op: KVMQ_OP_*
- * @flags: must be 0
+ * @flags: KVMQ_SQE_LAZY or 0
  * @__reserved: must be 0
  * @dest: KVMQ_OP_SEND: identity of the receiving VM; else 0
  * @queue: KVMQ_OP_SEND: queue of the receiving VM; else 0
