@@ -66,34 +66,42 @@ static void kvmq_ap_unmark(struct maple_tree *mt, unsigned long first,
 	mtree_store_range(mt, first, last, NULL, GFP_KERNEL);
 }
 
+/*
+ * Mark the chunks from @first to @last, one entry each (so that an entry's
+ * index is its chunk); most stores fall in one chunk marked already.
+ */
+static int kvmq_ap_mark_chunks(struct kvmq_aperture *ap, unsigned long first,
+			       unsigned long last)
+{
+	unsigned long c;
+	int ret;
+
+	for (c = first; c <= last; c++) {
+		if (mtree_load(&ap->chunks, c))
+			continue;
+		ret = kvmq_ap_mark(&ap->chunks, c, c);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Unmark the chunks from @first to @last that no longer hold a page. */
 static void kvmq_ap_unmark_chunks(struct kvmq_aperture *ap,
 				  unsigned long first, unsigned long last)
 {
-	unsigned long c, end, idx;
-	void *entry;
+	unsigned long next = first, c, idx;
 
 	lockdep_assert_held(&ap->alloc_lock);
-	/* Visit only the chunks marked, a marked range at a time. */
-	while (first <= last) {
-		MA_STATE(mas, &ap->chunks, first, first);
-
-		mtree_lock(&ap->chunks);
-		entry = mas_find(&mas, last);
-		mtree_unlock(&ap->chunks);
-		if (!entry)
-			return;
-		c = max(mas.index, first);
-		end = min(mas.last, last);
-		for (; c <= end; c++) {
-			idx = c * KVMQ_BLOCK_PAGES;
-			if (!xa_find(&ap->pages, &idx,
-				     idx + KVMQ_BLOCK_PAGES - 1, XA_PRESENT))
-				kvmq_ap_unmark(&ap->chunks, c, c);
-		}
-		if (end == ULONG_MAX)
-			return;
-		first = end + 1;
+	/* Only the chunks marked: mt_find() leaves @next past the one found. */
+	while (mt_find(&ap->chunks, &next, last)) {
+		c = next - 1;
+		idx = c * KVMQ_BLOCK_PAGES;
+		if (!xa_find(&ap->pages, &idx, idx + KVMQ_BLOCK_PAGES - 1,
+			     XA_PRESENT))
+			kvmq_ap_unmark(&ap->chunks, c, c);
+		if (!next)
+			return;		/* wrapped past ULONG_MAX */
 	}
 }
 
@@ -112,14 +120,10 @@ static int kvmq_ap_store(struct kvmq_aperture *ap, pgoff_t idx,
 	ret = kvmq_ap_mark(&ap->used, idx, last);
 	if (ret)
 		return ret;
-	/* Most stores are one page or block in a chunk marked already. */
-	if (idx / KVMQ_BLOCK_PAGES != last / KVMQ_BLOCK_PAGES ||
-	    !mtree_load(&ap->chunks, idx / KVMQ_BLOCK_PAGES)) {
-		ret = kvmq_ap_mark(&ap->chunks, idx / KVMQ_BLOCK_PAGES,
-				   last / KVMQ_BLOCK_PAGES);
-		if (ret)
-			goto err_used;
-	}
+	ret = kvmq_ap_mark_chunks(ap, idx / KVMQ_BLOCK_PAGES,
+				  last / KVMQ_BLOCK_PAGES);
+	if (ret)
+		goto err_chunks;
 
 	for (i = 0; i < nr; i++) {
 		ret = xa_err(xa_store(&ap->pages, idx + i,
@@ -133,9 +137,9 @@ static int kvmq_ap_store(struct kvmq_aperture *ap, pgoff_t idx,
 err_pages:
 	while (i--)
 		xa_erase(&ap->pages, idx + i);
+err_chunks:
 	kvmq_ap_unmark_chunks(ap, idx / KVMQ_BLOCK_PAGES,
 			      last / KVMQ_BLOCK_PAGES);
-err_used:
 	kvmq_ap_unmark(&ap->used, idx, last);
 	return ret;
 }
@@ -422,13 +426,13 @@ int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma)
  *
  * The pages count against @to's quota (held and queued) and page limit.
  * When @to is @from, they are already charged to it, as held: the check
- * credits them, and from the charge until kvmq_ap_take() erases them they
- * count twice, which can only make concurrent checks stricter.
+ * credits them, and from the charge until kvmq_ap_erase_sent() they count
+ * twice, which can only make concurrent checks stricter.
  *
  * Return: 0, or -ENOBUFS if @to has no room for them now.
  */
-static int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
-			  bool charge)
+int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
+		   bool charge)
 {
 	unsigned long limit = to->queues->page_limit;
 	struct kvmq_aperture *ap = &to->ap;
@@ -443,89 +447,90 @@ static int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
 	return 0;
 }
 
-/**
- * kvmq_ap_take - move pages of @vm's aperture into a queued message
- * @vm: the sending VM
- * @idx: @msg->npages aperture page indices, in message order
- * @msg: the message; receives the pages
- * @to: the receiving VM (may be @vm)
- * @q: the receiver's queue
- *
- * Every page must be held by the aperture and referenced by nothing else.
- * One unmap_mapping_pages() over the range covering all of them removes
- * every mapping: the VMM's page tables, and through KVM's MMU notifier the
- * VM's second-level entries, with one TLB flush.  Only then is the message
- * queued and the pages erased from the aperture, so that the sender has
- * lost access before any receiver can gain it.  The aperture's lock, held
- * for write, keeps its faults from mapping the pages again meanwhile.
- *
- * The pages stop counting against the sender's quota as they start
- * counting against the receiver's (kvmq_ap_charge()), both under the
- * queue's lock: at every moment each is charged to exactly one VM.
- *
- * Return: 0, or a negative errno with the aperture's contents unchanged
- * (a page whose mapping was already removed faults back in): -ENOTCONN
- * (the VM detached), -ENXIO (a page is not held), -EBUSY (a page is
- * pinned), -ENOBUFS (kvmq_ap_charge()), or an error of
- * kvmq_enqueue_check().
- */
-int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
-		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
-		 struct kvmq_queue *q)
+/* Undo kvmq_ap_charge(): the message was not queued after all. */
+void kvmq_ap_uncharge(struct kvmq_vm *to, u32 nr)
 {
-	struct kvmq_aperture *ap = &vm->ap;
-	pgoff_t lo = ULONG_MAX, hi = 0;
-	u32 i, nr = msg->npages;
-	int ret = 0;
+	guard(mutex)(&to->ap.alloc_lock);
+	to->ap.queued -= nr;
+}
 
-	guard(rwsem_write)(&ap->lock);
-	if (!vm->mapping)
-		return -ENOTCONN;
+/*
+ * Page moves, in three steps under the sender's aperture lock held for
+ * write (kvmq_ap_take_begin() to kvmq_ap_take_end()), which keeps the
+ * sender's faults from mapping its pages again meanwhile:
+ *
+ * 1. kvmq_ap_lookup_pages() finds the pages of each message;
+ * 2. kvmq_ap_unmap() removes every mapping of the range that covers all
+ *    the messages of the batch, once: the VMM's page tables, and through
+ *    KVM's MMU notifier the VM's second-level entries, with one TLB flush;
+ * 3. for each message, kvmq_ap_pinned() checks that only the aperture
+ *    holds its pages, and once the message is queued (and charged to the
+ *    receiver, kvmq_ap_charge()), kvmq_ap_erase_sent() erases them from
+ *    the sender's aperture.
+ *
+ * The sender thus loses access before any receiver can gain it: the
+ * message is queued only after step 2.  A message that fails in step 3
+ * leaves its pages in the aperture, unchanged; they fault back in.
+ */
 
+/* Return: 0, or -ENOTCONN if the VM detached (no mapping any more). */
+int kvmq_ap_take_begin(struct kvmq_vm *vm)
+{
+	down_write(&vm->ap.lock);
+	if (vm->mapping)
+		return 0;
+	up_write(&vm->ap.lock);
+	return -ENOTCONN;
+}
+
+void kvmq_ap_take_end(struct kvmq_vm *vm)
+{
+	up_write(&vm->ap.lock);
+}
+
+/* Find the @nr pages at @idx.  Return 0 or -ENXIO (a page is not held). */
+int kvmq_ap_lookup_pages(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr,
+			 struct page **pages)
+{
+	u32 i;
+
+	lockdep_assert_held_write(&vm->ap.lock);
 	for (i = 0; i < nr; i++) {
-		msg->pages[i] = xa_load(&ap->pages, idx[i]);
-		if (!msg->pages[i])
+		pages[i] = xa_load(&vm->ap.pages, idx[i]);
+		if (!pages[i])
 			return -ENXIO;
-		lo = min(lo, idx[i]);
-		hi = max(hi, idx[i]);
 	}
+	return 0;
+}
 
-	/*
-	 * A full queue or budget is the common failure: see it before
-	 * paying for the unmap.  Checked again, for good, when enqueueing.
-	 */
-	scoped_guard(mutex, &q->lock) {
-		ret = kvmq_enqueue_check(to, q, msg);
-		if (!ret)
-			ret = kvmq_ap_charge(to, vm, nr, false);
-	}
-	if (ret)
-		return ret;
-
+void kvmq_ap_unmap(struct kvmq_vm *vm, pgoff_t lo, pgoff_t hi)
+{
+	lockdep_assert_held_write(&vm->ap.lock);
 	unmap_mapping_pages(vm->mapping, lo, hi - lo + 1, false);
 	atomic64_inc(&kvmq_stats.unmaps);
+}
 
-	/* Only the aperture's reference may remain: no pin, no KVM map. */
+/* Return 0, or -EBUSY if anyone but the aperture holds one of the pages. */
+int kvmq_ap_pinned(struct page *const *pages, u32 nr)
+{
+	u32 i;
+
 	for (i = 0; i < nr; i++)
-		if (page_ref_count(msg->pages[i]) != 1)
+		if (page_ref_count(pages[i]) != 1)
 			return -EBUSY;
-
-	scoped_guard(mutex, &q->lock) {
-		ret = kvmq_ap_charge(to, vm, nr, true);
-		if (ret)
-			return ret;
-		ret = kvmq_enqueue_locked(to, q, msg);
-		if (ret) {
-			guard(mutex)(&to->ap.alloc_lock);
-			to->ap.queued -= nr;
-			return ret;
-		}
-		guard(mutex)(&ap->alloc_lock);
-		kvmq_ap_erase(ap, idx, nr);
-		ap->held -= nr;
-	}
-	atomic64_add(nr, &kvmq_stats.pages_moved);
 	return 0;
+}
+
+/* The @nr pages at @idx were queued: they leave the sender's aperture. */
+void kvmq_ap_erase_sent(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr)
+{
+	struct kvmq_aperture *ap = &vm->ap;
+
+	lockdep_assert_held_write(&ap->lock);
+	guard(mutex)(&ap->alloc_lock);
+	kvmq_ap_erase(ap, idx, nr);
+	ap->held -= nr;
+	atomic64_add(nr, &kvmq_stats.pages_moved);
 }
 
 /* Whether @ap could ever hold @nr more pages: size and quota. */

@@ -280,6 +280,43 @@ void kvmq_vm_module_exit(void);
 u32 kvmq_vm_id(struct kvmq_vm *vm);
 int kvmq_group_create(void);
 
+/* The fixed part of struct kvmq_msg, which a send reads first. */
+struct kvmq_msg_hdr {
+	u32 kind;
+	u32 flags;
+	u32 sender;
+	u32 nr;
+	u32 len;
+	u32 __reserved;
+	u64 gpa;
+};
+
+#define KVMQ_MSG_HDR_SIZE	sizeof(struct kvmq_msg_hdr)
+
+/**
+ * struct kvmq_send - one send, KVMQ_HC_SEND or a submission entry
+ * @dest: identity of the receiving VM (input)
+ * @queue: queue of the receiving VM (input)
+ * @gpa: guest-physical address of the struct kvmq_msg (input)
+ * @ret: the result, 0 or a negative errno (output)
+ * @hdr: the message's header, read once
+ * @peer: the receiving VM, referenced
+ * @q: its queue
+ * @msg: the message being built; NULL once queued
+ * @idx: page and block messages: the aperture indices of the pages
+ */
+struct kvmq_send {
+	u32 dest;
+	u32 queue;
+	gpa_t gpa;
+	long ret;
+	struct kvmq_msg_hdr hdr;
+	struct kvmq_vm *peer;
+	struct kvmq_queue *q;
+	struct kvmq_kmsg *msg;
+	pgoff_t *idx;
+};
+
 /* queue.c */
 long kvmq_vm_set_queues(void *priv, void *arg);
 long kvmq_vm_get_queues(void *priv, void *arg);
@@ -289,6 +326,7 @@ long kvmq_vm_post(void *priv, void *arg);
 void kvmq_queues_kill(struct kvmq_vm *vm);
 void kvmq_queues_destroy(struct kvmq_vm *vm);
 long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa);
+void kvmq_send_batch(struct kvmq_vm *vm, struct kvmq_send *s, u32 n);
 long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		  gpa_t gpa);
 long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue);
@@ -331,9 +369,16 @@ long kvmq_vm_get_aperture(void *priv, void *arg);
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
 void kvmq_aperture_module_init(void);
 void kvmq_aperture_module_exit(void);
-int kvmq_ap_take(struct kvmq_vm *vm, const pgoff_t *idx,
-		 struct kvmq_kmsg *msg, struct kvmq_vm *to,
-		 struct kvmq_queue *q);
+int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
+		   bool charge);
+void kvmq_ap_uncharge(struct kvmq_vm *to, u32 nr);
+int kvmq_ap_take_begin(struct kvmq_vm *vm);
+void kvmq_ap_take_end(struct kvmq_vm *vm);
+int kvmq_ap_lookup_pages(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr,
+			 struct page **pages);
+void kvmq_ap_unmap(struct kvmq_vm *vm, pgoff_t lo, pgoff_t hi);
+int kvmq_ap_pinned(struct page *const *pages, u32 nr);
+void kvmq_ap_erase_sent(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr);
 bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);

@@ -5,8 +5,8 @@
  *
  * A message is BYTES (copied from the sender's guest memory into a kernel
  * buffer, then into the receiver's), PAGES or BLOCKS (pages taken out of
- * the sender's aperture by kvmq_ap_take() and placed into free slots of the
- * receiver's aperture by kvmq_ap_place()).  While queued, a message owns
+ * the sender's aperture, kvmq_send_commit(), and placed into free slots of
+ * the receiver's aperture by kvmq_ap_place()).  While queued, a message owns
  * its pages; nothing maps them.
  *
  * Guest memory is read and written with no kvmq lock held: the access may
@@ -19,19 +19,6 @@
 #include <uapi/linux/kvmq.h>
 
 #include "kvmq.h"
-
-/* The fixed part of struct kvmq_msg, which a send reads first. */
-struct kvmq_msg_hdr {
-	u32 kind;
-	u32 flags;
-	u32 sender;
-	u32 nr;
-	u32 len;
-	u32 __reserved;
-	u64 gpa;
-};
-
-#define KVMQ_MSG_HDR_SIZE	sizeof(struct kvmq_msg_hdr)
 
 /* The guest ABI's header and this copy of it must not drift apart. */
 static void kvmq_msg_hdr_check(void)
@@ -272,7 +259,7 @@ static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
  * @q: one of its queues, locked
  * @msg: the message, with its sender stamped
  *
- * The pages of a page or block message are charged by kvmq_ap_take().
+ * The pages of a page or block message are charged by kvmq_ap_charge().
  *
  * Return: 0, -ENOENT if the receiver detached, -EACCES if the sender is not
  * allowed, -EAGAIN if the queue is full, -EMSGSIZE if the message is larger
@@ -535,59 +522,6 @@ static u32 kvmq_msg_pages(const struct kvmq_msg_hdr *hdr)
 					      hdr->nr;
 }
 
-/* Move the pages listed in @hdr->gpas from @vm's aperture into @q. */
-static int kvmq_send_pages(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
-			   gpa_t gpa, struct kvmq_vm *to, struct kvmq_queue *q)
-{
-	unsigned int shift = hdr->kind == KVMQ_MSG_BLOCKS ? KVMQ_BLOCK_SHIFT :
-							    PAGE_SHIFT;
-	u32 npages = kvmq_msg_pages(hdr);
-	struct kvmq_kmsg *msg;
-	pgoff_t *idx;
-	u64 *gpas;
-	int ret;
-
-	gpas = kmalloc_array(hdr->nr, sizeof(*gpas), GFP_KERNEL);
-	idx = kvmalloc_array(npages, sizeof(*idx), GFP_KERNEL);
-	msg = kvmq_kmsg_alloc(hdr->kind, kvmq_vm_id(vm), hdr->len, npages);
-	if (!gpas || !idx || !msg) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	msg->nr = hdr->nr;
-
-	ret = kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, gpas,
-			     hdr->nr * sizeof(*gpas)) ? -EFAULT : 0;
-	if (!ret)
-		ret = kvmq_msg_indices(&vm->ap, gpas, hdr->nr, shift, idx);
-	if (!ret)
-		ret = kvmq_ap_take(vm, idx, msg, to, q);
-	if (!ret)
-		msg = NULL;	/* queued */
-out:
-	if (msg)
-		kvfree(msg);	/* owns no page yet */
-	kvfree(idx);
-	kfree(gpas);
-	return ret;
-}
-
-static int kvmq_send_bytes(struct kvmq_vm *vm, const struct kvmq_msg_hdr *hdr,
-			   gpa_t gpa, struct kvmq_vm *to, struct kvmq_queue *q)
-{
-	struct kvmq_kmsg *msg;
-
-	msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, kvmq_vm_id(vm), hdr->len, 0);
-	if (!msg)
-		return -ENOMEM;
-	if (kvm_read_guest(vm->kvm, gpa + KVMQ_MSG_HDR_SIZE, msg->data,
-			   hdr->len)) {
-		kvmq_kmsg_free(msg);
-		return -EFAULT;
-	}
-	return kvmq_enqueue_bytes(to, q, msg);
-}
-
 /* Check a header read from the sender; 0 or the errno of the hypercall. */
 static int kvmq_msg_check(const struct kvmq_msg_hdr *hdr)
 {
@@ -616,6 +550,212 @@ static int kvmq_msg_check(const struct kvmq_msg_hdr *hdr)
 	}
 }
 
+/* Read the payload of a bytes message, or the page list of a page one. */
+static int kvmq_send_read(struct kvmq_vm *vm, struct kvmq_send *s)
+{
+	unsigned int shift = s->hdr.kind == KVMQ_MSG_BLOCKS ?
+			     KVMQ_BLOCK_SHIFT : PAGE_SHIFT;
+	u32 npages = kvmq_msg_pages(&s->hdr);
+	u64 *gpas;
+	int ret;
+
+	if (s->hdr.kind == KVMQ_MSG_BYTES) {
+		s->msg = kvmq_kmsg_alloc(KVMQ_MSG_BYTES, kvmq_vm_id(vm),
+					 s->hdr.len, 0);
+		if (!s->msg)
+			return -ENOMEM;
+		if (kvm_read_guest(vm->kvm, s->gpa + KVMQ_MSG_HDR_SIZE,
+				   s->msg->data, s->hdr.len))
+			return -EFAULT;
+		return 0;
+	}
+
+	gpas = kmalloc_array(s->hdr.nr, sizeof(*gpas), GFP_KERNEL);
+	s->idx = kvmalloc_array(npages, sizeof(*s->idx), GFP_KERNEL);
+	s->msg = kvmq_kmsg_alloc(s->hdr.kind, kvmq_vm_id(vm), s->hdr.len,
+				 npages);
+	if (!gpas || !s->idx || !s->msg) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	s->msg->nr = s->hdr.nr;
+
+	ret = kvm_read_guest(vm->kvm, s->gpa + KVMQ_MSG_HDR_SIZE, gpas,
+			     s->hdr.nr * sizeof(*gpas)) ? -EFAULT : 0;
+	if (!ret)
+		ret = kvmq_msg_indices(&vm->ap, gpas, s->hdr.nr, shift, s->idx);
+out:
+	kfree(gpas);
+	return ret;
+}
+
+/*
+ * First half of a send: everything that reads guest memory, which must be
+ * done with no kvmq lock held.  Sets @s->ret to 0, or to the hypercall's
+ * error if the send is over already.
+ */
+static void kvmq_send_prepare(struct kvmq_vm *vm, struct kvmq_send *s)
+{
+	struct kvmq_queues *qs;
+	int ret;
+
+	if (!kvmq_vm_id(vm)) {
+		s->ret = -ENOTCONN;
+		return;
+	}
+	if (kvm_read_guest(vm->kvm, s->gpa, &s->hdr, KVMQ_MSG_HDR_SIZE)) {
+		s->ret = -EFAULT;
+		return;
+	}
+	ret = kvmq_msg_check(&s->hdr);
+	if (ret) {
+		s->ret = ret;
+		return;
+	}
+
+	s->peer = kvmq_vm_get_peer(vm, s->dest);
+	if (!s->peer) {
+		s->ret = -ENOENT;
+		return;
+	}
+	qs = kvmq_vm_queues(s->peer);
+	s->q = kvmq_queue(qs, s->queue);
+	if (!s->q) {
+		s->ret = -ENOENT;
+		return;
+	}
+	/* Pages that could never be queued, or placed, would wait for ever. */
+	if (s->hdr.kind != KVMQ_MSG_BYTES &&
+	    (!kvmq_ap_fits(&s->peer->ap, kvmq_msg_pages(&s->hdr)) ||
+	     (qs->page_limit && kvmq_msg_pages(&s->hdr) > qs->page_limit))) {
+		s->ret = -EMSGSIZE;
+		return;
+	}
+	s->ret = kvmq_send_read(vm, s);
+}
+
+/* Queue a prepared page or block message; the sender's aperture locked. */
+static int kvmq_send_pages_commit(struct kvmq_vm *vm, struct kvmq_send *s)
+{
+	u32 nr = s->msg->npages;
+	int ret;
+
+	ret = kvmq_ap_pinned(s->msg->pages, nr);
+	if (ret)
+		return ret;
+
+	guard(mutex)(&s->q->lock);
+	ret = kvmq_ap_charge(s->peer, vm, nr, true);
+	if (ret)
+		return ret;
+	ret = kvmq_enqueue_locked(s->peer, s->q, s->msg);
+	if (ret) {
+		kvmq_ap_uncharge(s->peer, nr);
+		return ret;
+	}
+	/*
+	 * Queued: the message belongs to the receiver, which may have taken
+	 * and freed it already (a receive ring).  Only @s->idx is ours.
+	 */
+	s->msg = NULL;
+	kvmq_ap_erase_sent(vm, s->idx, nr);
+	return 0;
+}
+
+/*
+ * Second half: queue the prepared sends @s[0..@n - 1] in order.  The page
+ * and block messages among them move with one unmap of the sender's
+ * aperture, one TLB flush, for all of them: their pages are looked up and
+ * checked against their queues first, then unmapped together, then queued
+ * one by one.
+ */
+static void kvmq_send_commit(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
+{
+	pgoff_t lo = ULONG_MAX, hi = 0;
+	bool moved = false, taken;
+	u32 i, j;
+	int ret;
+
+	for (i = 0; i < n && !moved; i++)
+		moved = !s[i].ret && s[i].msg->npages;
+	taken = moved && !kvmq_ap_take_begin(vm);
+
+	for (i = 0; moved && i < n; i++) {
+		if (s[i].ret || !s[i].msg->npages)
+			continue;
+		if (!taken) {
+			s[i].ret = -ENOTCONN;
+			continue;
+		}
+		ret = kvmq_ap_lookup_pages(vm, s[i].idx, s[i].msg->npages,
+					   s[i].msg->pages);
+		/*
+		 * A full queue or budget is the common failure: see it
+		 * before paying for the unmap.
+		 */
+		if (!ret) {
+			guard(mutex)(&s[i].q->lock);
+			ret = kvmq_enqueue_check(s[i].peer, s[i].q, s[i].msg);
+			if (!ret)
+				ret = kvmq_ap_charge(s[i].peer, vm,
+						     s[i].msg->npages, false);
+		}
+		s[i].ret = ret;
+		for (j = 0; !ret && j < s[i].msg->npages; j++) {
+			lo = min(lo, s[i].idx[j]);
+			hi = max(hi, s[i].idx[j]);
+		}
+	}
+	if (taken && lo <= hi)
+		kvmq_ap_unmap(vm, lo, hi);
+
+	for (i = 0; i < n; i++) {
+		if (s[i].ret)
+			continue;
+		if (s[i].msg->npages) {
+			s[i].ret = kvmq_send_pages_commit(vm, &s[i]);
+		} else {
+			s[i].ret = kvmq_enqueue_bytes(s[i].peer, s[i].q,
+						      s[i].msg);
+			s[i].msg = NULL;	/* queued, or freed */
+		}
+	}
+	if (taken)
+		kvmq_ap_take_end(vm);
+}
+
+/* Free what a send still holds. */
+static void kvmq_send_done(struct kvmq_send *s)
+{
+	if (s->msg)
+		kvfree(s->msg);	/* owns no page: none was queued */
+	kvfree(s->idx);
+	if (s->peer)
+		kvmq_vm_put_peer(s->peer);
+}
+
+/**
+ * kvmq_send_batch - send @n messages, in order
+ * @vm: the sending VM
+ * @s: the sends, with @dest, @queue and @gpa set and the rest zeroed
+ * @n: how many
+ *
+ * Each send has the effect, and gets in @ret the result, of KVMQ_HC_SEND
+ * of its own; the page and block messages among them share one unmap of
+ * the sender's aperture (kvmq_send_commit()).
+ */
+void kvmq_send_batch(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
+{
+	u32 i;
+
+	kvmq_msg_hdr_check();
+	for (i = 0; i < n; i++)
+		kvmq_send_prepare(vm, &s[i]);
+	kvmq_send_commit(vm, s, n);
+	for (i = 0; i < n; i++)
+		kvmq_send_done(&s[i]);
+}
+
 /**
  * kvmq_hc_send - KVMQ_HC_SEND
  * @vm: the sending VM
@@ -626,48 +766,15 @@ static int kvmq_msg_check(const struct kvmq_msg_hdr *hdr)
  * Return: 0 once the message is queued, else a negative errno and nothing
  * changed (a PAGES or BLOCKS send that fails after taking the sender's
  * mappings away leaves the pages in place; they refault unchanged).
- * Pages that the receiver's aperture could never hold (size or quota)
- * get -EMSGSIZE: queued, they would block the head of the queue.
+ * Pages that the receiver could never hold (size, quota, page limit) get
+ * -EMSGSIZE: queued, they would block the head of the queue.
  */
 long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
 {
-	struct kvmq_queues *qs;
-	struct kvmq_vm *peer;
-	struct kvmq_queue *q;
-	struct kvmq_msg_hdr hdr;
-	int ret;
+	struct kvmq_send s = { .dest = dest, .queue = queue, .gpa = gpa };
 
-	kvmq_msg_hdr_check();
-	if (!kvmq_vm_id(vm))
-		return -ENOTCONN;
-	if (kvm_read_guest(vm->kvm, gpa, &hdr, KVMQ_MSG_HDR_SIZE))
-		return -EFAULT;
-	ret = kvmq_msg_check(&hdr);
-	if (ret)
-		return ret;
-
-	peer = kvmq_vm_get_peer(vm, dest);
-	if (!peer)
-		return -ENOENT;
-	qs = kvmq_vm_queues(peer);
-	q = kvmq_queue(qs, queue);
-	if (!q) {
-		ret = -ENOENT;
-		goto out;
-	}
-
-	if (hdr.kind == KVMQ_MSG_BYTES) {
-		ret = kvmq_send_bytes(vm, &hdr, gpa, peer, q);
-	} else if (!kvmq_ap_fits(&peer->ap, kvmq_msg_pages(&hdr)) ||
-		   (qs->page_limit && kvmq_msg_pages(&hdr) > qs->page_limit)) {
-		/* It could never be queued, or never be placed. */
-		ret = -EMSGSIZE;
-	} else {
-		ret = kvmq_send_pages(vm, &hdr, gpa, peer, q);
-	}
-out:
-	kvmq_vm_put_peer(peer);
-	return ret;
+	kvmq_send_batch(vm, &s, 1);
+	return s.ret;
 }
 
 /**

@@ -10,25 +10,25 @@
  * once, checked, then used (include/uapi/linux/kvmq.h, struct kvmq_ring).
  */
 #include <linux/sched.h>
+#include <linux/slab.h>
 #include <uapi/linux/kvmq.h>
 
 #include "kvmq.h"
 
-/* Run one submission entry, already copied out of the ring. */
-static long kvmq_sqe_run(struct kvmq_vm *vm, const struct kvmq_sqe *sqe)
+/* Sends of one submission ring run together, sharing one unmap. */
+#define KVMQ_SEND_BATCH		64
+
+/* Check a submission entry, already copied out of the ring. */
+static int kvmq_sqe_check(const struct kvmq_sqe *sqe)
 {
 	if (sqe->flags & ~KVMQ_SQE_LAZY || sqe->__reserved)
 		return -EINVAL;
 
 	switch (sqe->op) {
 	case KVMQ_OP_SEND:
-		if (sqe->nr)
-			return -EINVAL;
-		return kvmq_hc_send(vm, sqe->dest, sqe->queue, sqe->gpa);
+		return sqe->nr ? -EINVAL : 0;
 	case KVMQ_OP_RELEASE:
-		if (sqe->dest || sqe->queue)
-			return -EINVAL;
-		return kvmq_ap_release(vm, sqe->gpa, sqe->nr);
+		return sqe->dest || sqe->queue ? -EINVAL : 0;
 	default:
 		return -EINVAL;
 	}
@@ -47,17 +47,45 @@ const struct kvmq_sqe *kvmq_sq_entry(struct kvmq_vcpu_rings *vr,
 	return kvmq_ring_entry(vr->sq, entries, n, sizeof(struct kvmq_sqe));
 }
 
+/* Post a completion; the caller checked that the ring has room. */
+static void kvmq_cq_post(struct kvmq_vcpu_rings *vr, u32 entries,
+			 u64 user_data, long res)
+{
+	struct kvmq_cqe *cqe = kvmq_ring_entry(vr->cq, entries, vr->cq_prod,
+					       sizeof(*cqe));
+
+	cqe->user_data = user_data;
+	cqe->res = res;
+	cqe->flags = 0;
+	/* Pairs with the guest's load-acquire of the CQ's @prod. */
+	smp_store_release(&vr->cq->prod, ++vr->cq_prod);
+}
+
+/* Run the sends gathered in @s and post their completions, in order. */
+static void kvmq_sq_flush(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
+			  u32 entries, struct kvmq_send *s, const u64 *ud,
+			  u32 n)
+{
+	u32 i;
+
+	kvmq_send_batch(vm, s, n);
+	for (i = 0; i < n; i++)
+		kvmq_cq_post(vr, entries, ud[i], s[i].ret);
+	memset(s, 0, n * sizeof(*s));
+}
+
 /*
  * Consume the submission ring of @vr while the completion ring has room;
- * with @lazy, only as far as the entries are KVMQ_SQE_LAZY.  Return the
- * number of entries consumed.
+ * with @lazy, only as far as the entries are KVMQ_SQE_LAZY.  Consecutive
+ * sends, up to KVMQ_SEND_BATCH of them, run as one batch: their page
+ * moves share one unmap (kvmq_send_batch()).  @s and @ud hold a batch.
+ * Return the number of entries consumed.
  */
 static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
-			u32 entries, bool lazy)
+			u32 entries, bool lazy, struct kvmq_send *s, u64 *ud)
 {
-	struct kvmq_cqe *cqe;
+	u32 prod, cons, room, nsend = 0;
 	struct kvmq_sqe sqe;
-	u32 prod, cons;
 	long n = 0, res;
 
 	lockdep_assert_held(&vr->lock);
@@ -65,32 +93,71 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 	prod = smp_load_acquire(&vr->sq->prod);
 	if (prod - vr->sq_cons > entries)
 		return 0;	/* not sane: nothing to consume */
+	/* Pairs with the guest's store-release of the CQ's @cons. */
+	cons = smp_load_acquire(&vr->cq->cons);
+	room = vr->cq_prod - cons <= entries ? entries - (vr->cq_prod - cons) : 0;
 
-	while (vr->sq_cons != prod) {
-		/* Pairs with the guest's store-release of the CQ's @cons. */
-		cons = smp_load_acquire(&vr->cq->cons);
-		if (vr->cq_prod - cons >= entries)
-			break;	/* full, or not sane */
-
+	while (vr->sq_cons != prod && room) {
 		memcpy(&sqe, kvmq_sq_entry(vr, entries, vr->sq_cons),
 		       sizeof(sqe));
 		if (lazy && !(sqe.flags & KVMQ_SQE_LAZY))
 			break;	/* waits for the doorbell */
 		/* Done with the entry: the guest may reuse its slot. */
 		smp_store_release(&vr->sq->cons, ++vr->sq_cons);
-
-		res = kvmq_sqe_run(vm, &sqe);
-
-		cqe = kvmq_ring_entry(vr->cq, entries, vr->cq_prod,
-				      sizeof(*cqe));
-		cqe->user_data = sqe.user_data;
-		cqe->res = res;
-		cqe->flags = 0;
-		/* Pairs with the guest's load-acquire of the CQ's @prod. */
-		smp_store_release(&vr->cq->prod, ++vr->cq_prod);
+		room--;
 		n++;
+
+		res = kvmq_sqe_check(&sqe);
+		if (!res && sqe.op == KVMQ_OP_SEND && s) {
+			s[nsend].dest = sqe.dest;
+			s[nsend].queue = sqe.queue;
+			s[nsend].gpa = sqe.gpa;
+			ud[nsend++] = sqe.user_data;
+			if (nsend == KVMQ_SEND_BATCH) {
+				kvmq_sq_flush(vm, vr, entries, s, ud, nsend);
+				nsend = 0;
+			}
+			continue;
+		}
+
+		/* Anything else runs alone, after the sends before it. */
+		if (nsend) {
+			kvmq_sq_flush(vm, vr, entries, s, ud, nsend);
+			nsend = 0;
+		}
+		if (!res)
+			res = sqe.op == KVMQ_OP_SEND ?
+			      kvmq_hc_send(vm, sqe.dest, sqe.queue, sqe.gpa) :
+			      kvmq_ap_release(vm, sqe.gpa, sqe.nr);
+		kvmq_cq_post(vr, entries, sqe.user_data, res);
 		cond_resched();
 	}
+	if (nsend)
+		kvmq_sq_flush(vm, vr, entries, s, ud, nsend);
+	return n;
+}
+
+/*
+ * Run the rings of @vr.  Without memory for a batch, sends run one by one
+ * (kvmq_sq_run() with no @s).
+ */
+static long kvmq_sq_run_all(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
+			    u32 entries, bool lazy)
+{
+	struct kvmq_send *s;
+	u64 *ud;
+	long n;
+
+	s = kcalloc(KVMQ_SEND_BATCH, sizeof(*s), GFP_KERNEL);
+	ud = kcalloc(KVMQ_SEND_BATCH, sizeof(*ud), GFP_KERNEL);
+	if (!s || !ud) {
+		kfree(s);
+		s = NULL;
+	}
+	scoped_guard(mutex, &vr->lock)
+		n = kvmq_sq_run(vm, vr, entries, lazy, s, ud);
+	kfree(ud);
+	kfree(s);
 	return n;
 }
 
@@ -117,9 +184,7 @@ long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
 	if (vcpu->vcpu_id >= r->nr_vcpus)
 		return -ENOENT;
 
-	scoped_guard(mutex, &r->vcpu[vcpu->vcpu_id].lock)
-		n = kvmq_sq_run(vm, &r->vcpu[vcpu->vcpu_id], r->sq_entries,
-				false);
+	n = kvmq_sq_run_all(vm, &r->vcpu[vcpu->vcpu_id], r->sq_entries, false);
 	kvmq_rx_refill(vm);
 	return n;
 }
@@ -138,8 +203,7 @@ void kvmq_submit_lazy(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr)
 	struct kvmq_rings *r = kvmq_vm_rings(vm);
 	long n;
 
-	scoped_guard(mutex, &vr->lock)
-		n = kvmq_sq_run(vm, vr, r->sq_entries, true);
+	n = kvmq_sq_run_all(vm, vr, r->sq_entries, true);
 	if (n)
 		atomic64_inc(&kvmq_stats.lazy_batches);
 	kvmq_rx_refill(vm);

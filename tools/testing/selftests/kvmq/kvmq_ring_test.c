@@ -693,6 +693,64 @@ TEST_F(ring, lazy_no_exit)
 	EXPECT_EQ(0, kvmq_vcpu_stat(self->b.vcpu, "hypercalls") - hc_b);
 }
 
+/*
+ * A batch of sends from one submission ring moves its pages with one unmap
+ * of the sender's aperture and one TLB flush, whatever the number of page
+ * messages in it; a bytes message among them keeps its place in the queue.
+ */
+#define MIXED_BYTES	3	/* the one bytes message of the batch */
+
+static uint32_t mixed_kind(uint32_t seq)
+{
+	return seq == MIXED_BYTES ? KVMQ_MSG_BYTES : KVMQ_MSG_PAGES;
+}
+
+static void guest_batch_send(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)BUFS;
+	uint32_t i;
+
+	for (i = 0; i < LAZY_N; i++) {
+		build(m + i, mixed_kind(i), i);
+		sq_post_flags(KVMQ_OP_SEND, KVMQ_SQE_LAZY, ID_B, 0, 0,
+			      BUFS + i * sizeof(*m), i);
+	}
+	GUEST_SYNC(1);
+	check_completions(LAZY_N);
+	GUEST_DONE();
+}
+
+static void guest_batch_recv(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)gva;
+	uint32_t i;
+
+	for (i = 0; i < LAZY_N; i++) {
+		EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+		GUEST_ASSERT(is_msg(m, mixed_kind(i), i, ID_A));
+	}
+	GUEST_DONE();
+}
+
+TEST_F(ring, batch_one_unmap)
+{
+	uint64_t unmaps, moved, flushes;
+
+	rings(&self->a);
+	set_guest(&self->a, guest_batch_send, 0, 0);
+	unmaps = kvmq_debugfs_stat("unmaps");
+	moved = kvmq_debugfs_stat("pages_moved");
+	flushes = vm_get_stat(self->a.vm, "remote_tlb_flush_requests");
+	run_sync(&self->a, 1);
+	EXPECT_EQ(1, kvmq_debugfs_stat("unmaps") - unmaps);
+	EXPECT_EQ((LAZY_N - 1) * 2, kvmq_debugfs_stat("pages_moved") - moved);
+	EXPECT_EQ(1, vm_get_stat(self->a.vm, "remote_tlb_flush_requests") -
+		     flushes);
+	kvmq_run_to_done(self->a.vcpu);
+	set_guest(&self->b, guest_batch_recv, 0, 0);
+	kvmq_run_to_done(self->b.vcpu);
+}
+
 TEST(config)
 {
 	struct kvmq_vm_rings cfg = { .size = sizeof(cfg) }, out;
