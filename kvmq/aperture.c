@@ -727,6 +727,9 @@ void __init kvmq_aperture_module_init(void)
 		{ "pages_moved", &kvmq_stats.pages_moved },
 		{ "unmaps", &kvmq_stats.unmaps },
 		{ "lazy_batches", &kvmq_stats.lazy_batches },
+		{ "notify_signalled", &kvmq_stats.notify_signalled },
+		{ "notify_suppressed", &kvmq_stats.notify_suppressed },
+		{ "space_signalled", &kvmq_stats.space_signalled },
 	};
 	int i;
 

@@ -23,6 +23,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_vm_grant grant;
 	struct kvmq_vm_post post;
 	struct kvmq_vm_rings rings;
+	struct kvmq_vm_notify notify;
 };
 
 /* Every argument structure starts with the same two fields. */
@@ -188,6 +189,12 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, len) != 12);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_post, data) != 16);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_post) != 24);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_notify, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_notify, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_notify, queue) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_notify, fd) != 12);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_notify) != 16);
 
 	/* The guest ABI: same layout for 32- and 64-bit guests. */
 	BUILD_BUG_ON(offsetof(struct kvmq_msg, kind) != 0);

@@ -63,7 +63,7 @@ static unsigned long kvmq_hypercall(struct kvmq_vm *vm,
 			return -ENOENT;
 		return kvmq_hc_qlen(vm, a0);
 	case KVMQ_HC_RELEASE:
-		return kvmq_ap_release(vm, a0, a1);
+		return kvmq_release(vm, a0, a1);
 	case KVMQ_HC_SUBMIT:
 		return kvmq_hc_submit(vm, vcpu, a0);
 	default:

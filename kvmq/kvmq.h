@@ -17,15 +17,18 @@
 #ifndef _KVMQ_H
 #define _KVMQ_H
 
+#include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/kvm_host.h>
 #include <linux/maple_tree.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
+#include <uapi/linux/kvmq.h>
 
 /* A 2 MiB block: the unit of KVMQ_MSG_BLOCKS and of PMD mappings. */
 #define KVMQ_BLOCK_SHIFT	21
@@ -126,6 +129,9 @@ struct kvmq_kmsg {
  *	once, with @rx_entries
  * @rx_entries: entries of @rx (kvmq's copy; the ring's is guest-writable)
  * @rx_prod: entries produced into @rx (kvmq's copy of its @prod)
+ * @notify: arrival eventfd (KVMQ_VM_SET_NOTIFY), or NULL
+ * @waiters: identities of senders this queue refused (-EAGAIN,
+ *	-ENOBUFS), to notify when it has room
  */
 struct kvmq_queue {
 	struct mutex lock;		/* all of the queue */
@@ -136,6 +142,8 @@ struct kvmq_queue {
 	struct kvmq_ring *rx;
 	u32 rx_entries;
 	u32 rx_prod;
+	struct eventfd_ctx *notify;
+	struct xarray waiters;
 };
 
 /**
@@ -238,6 +246,8 @@ struct kvmq_rings {
  * @ap: the VM's aperture
  * @rings: ring area; NULL until KVMQ_VM_SET_RINGS, then constant.
  *	Published with smp_store_release().
+ * @notify_lock: protects @space, which other VMs' threads signal
+ * @space: room eventfd (KVMQ_NOTIFY_SPACE), or NULL
  * @put_work: drops a sender's last reference outside its vCPU thread
  * @rcu: deferred free, for RCU readers of @hnode
  */
@@ -251,6 +261,8 @@ struct kvmq_vm {
 	struct kvmq_queues *queues;
 	struct kvmq_aperture ap;
 	struct kvmq_rings *rings;
+	spinlock_t notify_lock;		/* @space */
+	struct eventfd_ctx *space;
 	struct work_struct put_work;
 	struct rcu_head rcu;
 };
@@ -259,6 +271,19 @@ static inline struct kvmq_queues *kvmq_vm_queues(struct kvmq_vm *vm)
 {
 	/* Pairs with smp_store_release() in kvmq_vm_set_queues(). */
 	return smp_load_acquire(&vm->queues);
+}
+
+/* The queue numbered @queue in @qs, or NULL. */
+static inline struct kvmq_queue *kvmq_queue(struct kvmq_queues *qs, u32 queue)
+{
+	if (!qs)
+		return NULL;
+	if (queue < qs->nr_queues)
+		return &qs->q[queue];
+	if (queue >= KVMQ_QUEUE_VCPU_BASE &&
+	    queue - KVMQ_QUEUE_VCPU_BASE < qs->nr_vcpu_queues)
+		return &qs->q[qs->nr_queues + queue - KVMQ_QUEUE_VCPU_BASE];
+	return NULL;
 }
 
 static inline struct kvmq_rings *kvmq_vm_rings(struct kvmq_vm *vm)
@@ -327,6 +352,7 @@ void kvmq_queues_kill(struct kvmq_vm *vm);
 void kvmq_queues_destroy(struct kvmq_vm *vm);
 long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa);
 void kvmq_send_batch(struct kvmq_vm *vm, struct kvmq_send *s, u32 n);
+long kvmq_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);
 long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		  gpa_t gpa);
 long kvmq_hc_qlen(struct kvmq_vm *vm, u32 queue);
@@ -351,6 +377,13 @@ long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
 void kvmq_submit_lazy(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr);
 const struct kvmq_sqe *kvmq_sq_entry(struct kvmq_vcpu_rings *vr,
 				     u32 entries, u32 n);
+
+/* notify.c */
+long kvmq_vm_set_notify(void *priv, void *arg);
+void kvmq_notify_arrival(struct kvmq_queue *q);
+void kvmq_notify_refused(struct kvmq_queue *q, u32 sender);
+void kvmq_notify_room(struct kvmq_vm *vm, struct kvmq_queue *q);
+void kvmq_notify_destroy(struct kvmq_vm *vm);
 
 /* lazy.c */
 int kvmq_lazy_get(void);
@@ -394,6 +427,9 @@ void kvmq_aperture_detach(struct kvmq_vm *vm);
  * @unmaps: unmap_mapping_pages() calls of moves and releases
  * @lazy_batches: lazy batches that ran at a natural exit and consumed at
  *	least one submission entry
+ * @notify_signalled: arrival eventfds signalled
+ * @notify_suppressed: arrivals not signalled: the guest was polling
+ * @space_signalled: room eventfds signalled
  */
 struct kvmq_stats {
 	atomic64_t messages;
@@ -401,6 +437,9 @@ struct kvmq_stats {
 	atomic64_t pages_moved;
 	atomic64_t unmaps;
 	atomic64_t lazy_batches;
+	atomic64_t notify_signalled;
+	atomic64_t notify_suppressed;
+	atomic64_t space_signalled;
 };
 
 extern struct kvmq_stats kvmq_stats;

@@ -40,19 +40,6 @@ static void kvmq_msg_hdr_check(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_msg, data) != KVMQ_MSG_HDR_SIZE);
 }
 
-/* The queue numbered @queue in @qs, or NULL. */
-static struct kvmq_queue *kvmq_queue(struct kvmq_queues *qs, u32 queue)
-{
-	if (!qs)
-		return NULL;
-	if (queue < qs->nr_queues)
-		return &qs->q[queue];
-	if (queue >= KVMQ_QUEUE_VCPU_BASE &&
-	    queue - KVMQ_QUEUE_VCPU_BASE < qs->nr_vcpu_queues)
-		return &qs->q[qs->nr_queues + queue - KVMQ_QUEUE_VCPU_BASE];
-	return NULL;
-}
-
 long kvmq_vm_set_queues(void *priv, void *arg)
 {
 	struct kvmq_vm_queues *cfg = arg;
@@ -86,6 +73,7 @@ long kvmq_vm_set_queues(void *priv, void *arg)
 		mutex_init(&qs->q[i].lock);
 		INIT_LIST_HEAD(&qs->q[i].msgs);
 		xa_init(&qs->q[i].allow);
+		xa_init(&qs->q[i].waiters);
 	}
 
 	/* Publish: pairs with smp_load_acquire() in kvmq_vm_queues(). */
@@ -190,9 +178,12 @@ static struct kvmq_kmsg *kvmq_kmsg_alloc(u32 kind, u32 sender, u32 len,
 	return msg;
 }
 
-/* Unlink the head message @msg of @q, locked; it is no longer charged. */
-static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
-				struct kvmq_kmsg *msg)
+/*
+ * Unlink the head message @msg of @q, a queue of @vm, locked: it is no
+ * longer charged, and the queue has room for a sender it refused.
+ */
+static void kvmq_dequeue_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
+				struct kvmq_queue *q, struct kvmq_kmsg *msg)
 {
 	lockdep_assert_held(&q->lock);
 	list_del(&msg->node);
@@ -200,6 +191,7 @@ static void kvmq_dequeue_locked(struct kvmq_queues *qs, struct kvmq_queue *q,
 	atomic_long_sub(msg->mem, &qs->mem);
 	if (q->rx)
 		atomic_dec(&qs->rx_backlog);
+	kvmq_notify_room(vm, q);
 }
 
 /* Write @msg, received, to @out: as KVMQ_HC_RECV and receive rings show it. */
@@ -234,6 +226,7 @@ static void kvmq_kmsg_received(struct kvmq_kmsg *msg)
 static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 				struct kvmq_queue *q)
 {
+	bool published = false;
 	struct kvmq_kmsg *msg;
 	struct kvmq_msg *out;
 	gpa_t where = 0;
@@ -243,14 +236,17 @@ static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 		msg = list_first_entry(&q->msgs, struct kvmq_kmsg, node);
 		out = kvmq_rx_slot(q);
 		if (!out)
-			return;
+			break;
 		if (msg->npages && kvmq_ap_place(&vm->ap, msg, &where))
-			return;
-		kvmq_dequeue_locked(qs, q, msg);
+			break;
+		kvmq_dequeue_locked(vm, qs, q, msg);
 		kvmq_msg_out(out, msg, where);
 		kvmq_rx_publish(q);
 		kvmq_kmsg_received(msg);
+		published = true;
 	}
+	if (published)
+		kvmq_notify_arrival(q);
 }
 
 /**
@@ -277,12 +273,16 @@ int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		return -ENOENT;
 	if (msg->sender != KVMQ_ID_VMM && !xa_load(&q->allow, msg->sender))
 		return -EACCES;
-	if (q->len >= qs->depth)
+	if (q->len >= qs->depth) {
+		kvmq_notify_refused(q, msg->sender);
 		return -EAGAIN;
+	}
 	if (msg->mem > qs->mem_limit)
 		return -EMSGSIZE;
-	if (atomic_long_read(&qs->mem) > qs->mem_limit - msg->mem)
+	if (atomic_long_read(&qs->mem) > qs->mem_limit - msg->mem) {
+		kvmq_notify_refused(q, msg->sender);
 		return -ENOBUFS;
+	}
 	return 0;
 }
 
@@ -309,6 +309,7 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 		return ret;
 	if (atomic_long_add_return(msg->mem, &qs->mem) > qs->mem_limit) {
 		atomic_long_sub(msg->mem, &qs->mem);
+		kvmq_notify_refused(q, msg->sender);
 		return -ENOBUFS;
 	}
 	list_add_tail(&msg->node, &q->msgs);
@@ -317,6 +318,8 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 	if (q->rx) {
 		atomic_inc(&qs->rx_backlog);
 		kvmq_rx_fill_locked(to, qs, q);
+	} else {
+		kvmq_notify_arrival(q);
 	}
 	return 0;
 }
@@ -458,6 +461,9 @@ void kvmq_queues_destroy(struct kvmq_vm *vm)
 		list_for_each_entry_safe(msg, tmp, &qs->q[i].msgs, node)
 			kvmq_kmsg_free(msg);
 		xa_destroy(&qs->q[i].allow);
+		xa_destroy(&qs->q[i].waiters);
+		if (qs->q[i].notify)
+			eventfd_ctx_put(qs->q[i].notify);
 		mutex_destroy(&qs->q[i].lock);
 	}
 	kvfree(qs);
@@ -646,8 +652,10 @@ static int kvmq_send_pages_commit(struct kvmq_vm *vm, struct kvmq_send *s)
 
 	guard(mutex)(&s->q->lock);
 	ret = kvmq_ap_charge(s->peer, vm, nr, true);
-	if (ret)
+	if (ret) {
+		kvmq_notify_refused(s->q, s->msg->sender);
 		return ret;
+	}
 	ret = kvmq_enqueue_locked(s->peer, s->q, s->msg);
 	if (ret) {
 		kvmq_ap_uncharge(s->peer, nr);
@@ -699,6 +707,8 @@ static void kvmq_send_commit(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
 			if (!ret)
 				ret = kvmq_ap_charge(s[i].peer, vm,
 						     s[i].msg->npages, false);
+			if (ret == -ENOBUFS)
+				kvmq_notify_refused(s[i].q, s[i].msg->sender);
 		}
 		s[i].ret = ret;
 		for (j = 0; !ret && j < s[i].msg->npages; j++) {
@@ -778,6 +788,32 @@ long kvmq_hc_send(struct kvmq_vm *vm, u32 dest, u32 queue, gpa_t gpa)
 }
 
 /**
+ * kvmq_release - KVMQ_HC_RELEASE, and KVMQ_OP_RELEASE entries
+ * @vm: the VM
+ * @gpa: guest-physical address of the first page
+ * @nr: pages in the range
+ *
+ * Freeing pages gives room in the VM's quota: senders its queues refused
+ * with -ENOBUFS are told.
+ *
+ * Return: as kvmq_ap_release().
+ */
+long kvmq_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+	long ret = kvmq_ap_release(vm, gpa, nr);
+	u32 i;
+
+	for (i = 0; ret > 0 && qs && i < qs->nr_total; i++) {
+		if (xa_empty(&qs->q[i].waiters))
+			continue;
+		guard(mutex)(&qs->q[i].lock);
+		kvmq_notify_room(vm, &qs->q[i]);
+	}
+	return ret;
+}
+
+/**
  * kvmq_hc_recv - KVMQ_HC_RECV
  * @vm: the receiving VM
  * @vcpu: the receiving vCPU
@@ -836,7 +872,7 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 			if (ret)
 				goto out;
 		}
-		kvmq_dequeue_locked(qs, q, msg);
+		kvmq_dequeue_locked(vm, qs, q, msg);
 	}
 
 	kvmq_msg_out(out, msg, where);

@@ -128,7 +128,7 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 		if (!res)
 			res = sqe.op == KVMQ_OP_SEND ?
 			      kvmq_hc_send(vm, sqe.dest, sqe.queue, sqe.gpa) :
-			      kvmq_ap_release(vm, sqe.gpa, sqe.nr);
+			      kvmq_release(vm, sqe.gpa, sqe.nr);
 		kvmq_cq_post(vr, entries, sqe.user_data, res);
 		cond_resched();
 	}

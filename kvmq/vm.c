@@ -180,6 +180,7 @@ static void kvmq_vm_free(struct kref *ref)
 		kvmq_lazy_put();
 	}
 	kvmq_aperture_destroy(&vm->ap);
+	kvmq_notify_destroy(vm);
 	if (vm->group)
 		kvmq_group_put(vm->group);
 	kvm_put_kvm(vm->kvm);
@@ -311,6 +312,8 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		      struct kvmq_vm_post, data, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_SET_RINGS, kvmq_vm_set_rings,
 		      struct kvmq_vm_rings, __reserved, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_SET_NOTIFY, kvmq_vm_set_notify,
+		      struct kvmq_vm_notify, fd, false),
 };
 
 /* The aperture from offset 0, the ring area at KVMQ_RINGS_MMAP_OFFSET. */
@@ -371,6 +374,7 @@ int kvmq_vm_attach(int vm_fd)
 	if (!vm)
 		return -ENOMEM;
 	kref_init(&vm->ref);
+	spin_lock_init(&vm->notify_lock);
 	INIT_WORK(&vm->put_work, kvmq_vm_put_work);
 	vm->kvm = kvm;
 	kvmq_aperture_init(&vm->ap);

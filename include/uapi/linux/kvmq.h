@@ -48,9 +48,10 @@
 #define KVMQ_FEATURE_QUEUES	(1ULL << 2)	/* queues, send, receive */
 #define KVMQ_FEATURE_LIMITS	(1ULL << 3)	/* queued pages and memory */
 #define KVMQ_FEATURE_RINGS	(1ULL << 4)	/* KVMQ_VM_SET_RINGS, SUBMIT */
+#define KVMQ_FEATURE_NOTIFY	(1ULL << 5)	/* KVMQ_VM_SET_NOTIFY */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
 				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS | \
-				 KVMQ_FEATURE_RINGS)
+				 KVMQ_FEATURE_RINGS | KVMQ_FEATURE_NOTIFY)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -444,6 +445,46 @@ struct kvmq_vm_rings {
 
 #define KVMQ_VM_SET_RINGS	_IO(KVMQ_TYPE, 0x19)
 
+/**
+ * struct kvmq_vm_notify - ioctl(KVMQ_VM_SET_NOTIFY)
+ * @size: sizeof(struct kvmq_vm_notify)
+ * @flags: must be 0
+ * @queue: a queue of the VM, for its arrival notification; or
+ *	KVMQ_NOTIFY_SPACE, for the VM's room notification
+ * @fd: an eventfd, or -1 to remove the one set
+ *
+ * Issued on the per-VM kvmq file.  kvmq signals the eventfd (the VMM
+ * typically binds it to a guest interrupt with KVM_IRQFD):
+ *
+ * - arrival notification of @queue: when a message enters the queue's
+ *   receive ring while the guest asked for it (KVMQ_RING_F_WAKE in the
+ *   ring's @flags); without rings, when a message enters the queue;
+ * - room notification (KVMQ_NOTIFY_SPACE): when a queue that refused a
+ *   send of this VM (-EAGAIN or -ENOBUFS) may take it now: a message left
+ *   it, or its VM released pages.  One signal per refusal at most.
+ *
+ * A new eventfd replaces the previous one.  kvmq holds a reference on it
+ * until it is replaced, removed or the VM is freed.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  ENODEV  @queue is a queue number but the VM has no queues
+ *  EINVAL  @queue is not a queue of the VM, or @fd is not an eventfd
+ *  EBADF   @fd is neither -1 nor an open file descriptor
+ *  ======= ================================================================
+ */
+struct kvmq_vm_notify {
+	__u32 size;
+	__u32 flags;
+	__u32 queue;
+	__s32 fd;
+};
+
+#define KVMQ_NOTIFY_SPACE	0xffffffffU
+
+#define KVMQ_VM_SET_NOTIFY	_IO(KVMQ_TYPE, 0x1a)
+
 /*
  * Hypercalls.
  *
@@ -586,7 +627,16 @@ struct kvmq_msg {
  *		entries it covers, with a store-release; the producer reads it
  *		with a load-acquire before it reuses their slots.
  *   @entries	written by kvmq at setup, constant.
- *   @flags	written by the consumer; 0 (no flag is defined yet).
+ *   @flags	written by the consumer: KVMQ_RING_F_WAKE (receive rings),
+ *		else 0.
+ *
+ * Arrival notification (KVMQ_VM_SET_NOTIFY) and KVMQ_RING_F_WAKE: after
+ * it publishes @prod, kvmq issues a full barrier (smp_mb()) and reads
+ * @flags; if KVMQ_RING_F_WAKE is set it signals the queue's eventfd.  A
+ * guest that wants to wait sets the flag, issues a full barrier (MFENCE,
+ * or a locked instruction), and reads @prod again before it halts: either
+ * it sees the new entry, or kvmq sees the flag.  A guest that polls
+ * clears the flag and gets no interrupt.
  *
  * kvmq keeps its own copy of every index it writes and never reads one
  * back: it reads the guest's index once per pass, with the load-acquire,
@@ -596,6 +646,8 @@ struct kvmq_msg {
  * submission entry once, then checks and uses the copy.  A guest that
  * corrupts its rings thus disturbs only itself.
  */
+#define KVMQ_RING_F_WAKE	(1U << 0)
+
 struct kvmq_ring {
 	__u32 prod;
 	__u32 entries;

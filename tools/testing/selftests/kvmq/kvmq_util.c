@@ -76,15 +76,14 @@ uint32_t kvmq_get_identity(int vmq_fd)
 	return ident.id;
 }
 
-uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
+uint64_t kvmq_stats_fd_read(int fd, const char *name)
 {
 	struct kvm_stats_header header;
 	struct kvm_stats_desc *descs, *desc;
 	uint64_t value = 0;
 	bool found = false;
-	int fd, i;
+	int i;
 
-	fd = vcpu_get_stats_fd(vcpu);
 	read_stats_header(fd, &header);
 	descs = read_stats_descriptors(fd, &header);
 
@@ -97,9 +96,17 @@ uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
 		break;
 	}
 	free(descs);
-	close(fd);
 
-	TEST_ASSERT(found, "vCPU statistic '%s' not found", name);
+	TEST_ASSERT(found, "statistic '%s' not found", name);
+	return value;
+}
+
+uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
+{
+	int fd = vcpu_get_stats_fd(vcpu);
+	uint64_t value = kvmq_stats_fd_read(fd, name);
+
+	close(fd);
 	return value;
 }
 

@@ -72,6 +72,11 @@ static inline int kvmq_ioctl_err(int fd, unsigned long cmd, void *arg)
 
 /* Read one statistic of a vCPU from KVM's binary stats interface. */
 uint64_t kvmq_vcpu_stat(struct kvm_vcpu *vcpu, const char *name);
+/*
+ * The same from a stats file descriptor opened before (vcpu_get_stats_fd()):
+ * unlike opening one, reading it does not wait for a running vCPU.
+ */
+uint64_t kvmq_stats_fd_read(int fd, const char *name);
 
 /* A host-wide kvmq counter from /sys/kernel/debug/kvmq/. */
 uint64_t kvmq_debugfs_stat(const char *name);
