@@ -10,29 +10,15 @@
  * pages: a 2 MiB block is allocated as order 9 without __GFP_COMP and
  * split, because KVM cannot take references on compound tail pages.
  */
-#include <linux/debugfs.h>
 #include <linux/maple_tree.h>
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <uapi/linux/kvmq.h>
 
 #include "kvmq.h"
+#include "trace.h"
 
 #define KVMQ_AP_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
-
-/*
- * Pages kvmq owns, in apertures and in queued messages: must return to 0
- * when every VM is gone.
- */
-static atomic_long_t kvmq_ap_pages = ATOMIC_LONG_INIT(0);
-static struct dentry *kvmq_debugfs;
-
-struct kvmq_stats kvmq_stats;
-
-void kvmq_pool_sub(long nr)
-{
-	atomic_long_sub(nr, &kvmq_ap_pages);
-}
 
 void kvmq_aperture_init(struct kvmq_aperture *ap)
 {
@@ -240,7 +226,7 @@ static void kvmq_ap_account(struct kvmq_aperture *ap, long nr)
 {
 	lockdep_assert_held(&ap->alloc_lock);
 	ap->held += nr;
-	atomic_long_add(nr, &kvmq_ap_pages);
+	kvmq_pool_add(nr);
 }
 
 /* The page at @idx, allocated on first use within the quota. */
@@ -506,8 +492,10 @@ int kvmq_ap_lookup_pages(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr,
 void kvmq_ap_unmap(struct kvmq_vm *vm, pgoff_t lo, pgoff_t hi)
 {
 	lockdep_assert_held_write(&vm->ap.lock);
+	trace_kvmq_move(kvmq_vm_id(vm), lo, hi);
 	unmap_mapping_pages(vm->mapping, lo, hi - lo + 1, false);
 	atomic64_inc(&kvmq_stats.unmaps);
+	atomic64_inc(&vm->stats.unmaps);
 }
 
 /* Return 0, or -EBUSY if anyone but the aperture holds one of the pages. */
@@ -531,6 +519,7 @@ void kvmq_ap_erase_sent(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr)
 	kvmq_ap_erase(ap, idx, nr);
 	ap->held -= nr;
 	atomic64_add(nr, &kvmq_stats.pages_moved);
+	atomic64_add(nr, &vm->stats.pages_moved);
 }
 
 /* Whether @ap could ever hold @nr more pages: size and quota. */
@@ -633,6 +622,7 @@ static pgoff_t kvmq_ap_release_batch(struct kvmq_vm *vm, pgoff_t idx,
 	/* A free slot has no mapping: only the span of the pages matters. */
 	unmap_mapping_pages(vm->mapping, idx, end - idx + 1, false);
 	atomic64_inc(&kvmq_stats.unmaps);
+	atomic64_inc(&vm->stats.unmaps);
 
 	guard(mutex)(&ap->alloc_lock);
 	xa_for_each_range(&ap->pages, i, page, idx, end) {
@@ -699,49 +689,4 @@ void kvmq_aperture_detach(struct kvmq_vm *vm)
 {
 	guard(rwsem_write)(&vm->ap.lock);
 	vm->mapping = NULL;
-}
-
-static int kvmq_ap_pages_get(void *data, u64 *val)
-{
-	*val = atomic_long_read(&kvmq_ap_pages);
-	return 0;
-}
-DEFINE_DEBUGFS_ATTRIBUTE(kvmq_ap_pages_fops, kvmq_ap_pages_get, NULL,
-			 "%llu\n");
-
-static int kvmq_stat_get(void *data, u64 *val)
-{
-	*val = atomic64_read(data);
-	return 0;
-}
-DEFINE_DEBUGFS_ATTRIBUTE(kvmq_stat_fops, kvmq_stat_get, NULL, "%llu\n");
-
-void __init kvmq_aperture_module_init(void)
-{
-	static const struct {
-		const char *name;
-		atomic64_t *val;
-	} stats[] = {
-		{ "messages", &kvmq_stats.messages },
-		{ "bytes_copied", &kvmq_stats.bytes_copied },
-		{ "pages_moved", &kvmq_stats.pages_moved },
-		{ "unmaps", &kvmq_stats.unmaps },
-		{ "lazy_batches", &kvmq_stats.lazy_batches },
-		{ "notify_signalled", &kvmq_stats.notify_signalled },
-		{ "notify_suppressed", &kvmq_stats.notify_suppressed },
-		{ "space_signalled", &kvmq_stats.space_signalled },
-	};
-	int i;
-
-	kvmq_debugfs = debugfs_create_dir("kvmq", NULL);
-	debugfs_create_file_unsafe("aperture_pages", 0400, kvmq_debugfs, NULL,
-				   &kvmq_ap_pages_fops);
-	for (i = 0; i < ARRAY_SIZE(stats); i++)
-		debugfs_create_file_unsafe(stats[i].name, 0400, kvmq_debugfs,
-					   stats[i].val, &kvmq_stat_fops);
-}
-
-void kvmq_aperture_module_exit(void)
-{
-	debugfs_remove_recursive(kvmq_debugfs);
 }

@@ -24,6 +24,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_vm_post post;
 	struct kvmq_vm_rings rings;
 	struct kvmq_vm_notify notify;
+	struct kvmq_vm_stats stats;
 };
 
 /* Every argument structure starts with the same two fields. */

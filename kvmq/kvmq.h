@@ -228,6 +228,27 @@ struct kvmq_rings {
 };
 
 /**
+ * struct kvmq_vm_counters - what happened to one VM (KVMQ_VM_GET_STATS)
+ *
+ * The fields mirror struct kvmq_vm_stats.
+ */
+struct kvmq_vm_counters {
+	atomic64_t sent[3];
+	atomic64_t sent_bytes;
+	atomic64_t received[3];
+	atomic64_t received_bytes;
+	atomic64_t pages_moved;
+	atomic64_t unmaps;
+	atomic64_t refused;
+	atomic64_t doorbells;
+	atomic64_t lazy_batches;
+	atomic64_t lazy_entries;
+	atomic64_t notified;
+	atomic64_t suppressed;
+	atomic64_t room_notified;
+};
+
+/**
  * struct kvmq_vm - kvmq state of one attached KVM VM
  * @kvm: the VM; a reference is held for the life of this object
  * @hnode: entry in the table of attached VMs, keyed by @kvm.  Protected by
@@ -248,6 +269,7 @@ struct kvmq_rings {
  *	Published with smp_store_release().
  * @notify_lock: protects @space, which other VMs' threads signal
  * @space: room eventfd (KVMQ_NOTIFY_SPACE), or NULL
+ * @stats: counters, atomic
  * @put_work: drops a sender's last reference outside its vCPU thread
  * @rcu: deferred free, for RCU readers of @hnode
  */
@@ -263,6 +285,7 @@ struct kvmq_vm {
 	struct kvmq_rings *rings;
 	spinlock_t notify_lock;		/* @space */
 	struct eventfd_ctx *space;
+	struct kvmq_vm_counters stats;
 	struct work_struct put_work;
 	struct rcu_head rcu;
 };
@@ -380,7 +403,7 @@ const struct kvmq_sqe *kvmq_sq_entry(struct kvmq_vcpu_rings *vr,
 
 /* notify.c */
 long kvmq_vm_set_notify(void *priv, void *arg);
-void kvmq_notify_arrival(struct kvmq_queue *q);
+void kvmq_notify_arrival(struct kvmq_vm *vm, struct kvmq_queue *q);
 void kvmq_notify_refused(struct kvmq_queue *q, u32 sender);
 void kvmq_notify_room(struct kvmq_vm *vm, struct kvmq_queue *q);
 void kvmq_notify_destroy(struct kvmq_vm *vm);
@@ -400,8 +423,7 @@ void kvmq_aperture_destroy(struct kvmq_aperture *ap);
 long kvmq_vm_set_aperture(void *priv, void *arg);
 long kvmq_vm_get_aperture(void *priv, void *arg);
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
-void kvmq_aperture_module_init(void);
-void kvmq_aperture_module_exit(void);
+
 int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,
 		   bool charge);
 void kvmq_ap_uncharge(struct kvmq_vm *to, u32 nr);
@@ -416,8 +438,15 @@ bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);
-void kvmq_pool_sub(long nr);
+
 void kvmq_aperture_detach(struct kvmq_vm *vm);
+
+/* stats.c */
+void kvmq_pool_add(long nr);
+void kvmq_pool_sub(long nr);
+long kvmq_vm_get_stats(void *priv, void *arg);
+void kvmq_stats_module_init(void);
+void kvmq_stats_module_exit(void);
 
 /**
  * struct kvmq_stats - host-wide counters, in debugfs

@@ -10,11 +10,11 @@ static int __init kvmq_init(void)
 {
 	int ret;
 
-	kvmq_aperture_module_init();
+	kvmq_stats_module_init();
 
 	ret = kvmq_vm_module_init();
 	if (ret)
-		goto err_aperture;
+		goto err_stats;
 
 	ret = kvmq_hypercall_init();
 	if (ret)
@@ -31,8 +31,8 @@ err_hypercall:
 	kvmq_hypercall_exit();
 err_vm:
 	kvmq_vm_module_exit();
-err_aperture:
-	kvmq_aperture_module_exit();
+err_stats:
+	kvmq_stats_module_exit();
 	return ret;
 }
 
@@ -41,7 +41,7 @@ static void __exit kvmq_exit(void)
 	kvmq_dev_exit();
 	kvmq_hypercall_exit();
 	kvmq_vm_module_exit();
-	kvmq_aperture_module_exit();
+	kvmq_stats_module_exit();
 	pr_info("unloaded\n");
 }
 

@@ -61,6 +61,7 @@ long kvmq_vm_set_notify(void *priv, void *arg)
 
 /**
  * kvmq_notify_arrival - messages entered @q: signal its eventfd if wanted
+ * @vm: the VM @q belongs to
  * @q: a queue, locked
  *
  * With a receive ring, only if the guest set KVMQ_RING_F_WAKE: the full
@@ -68,7 +69,7 @@ long kvmq_vm_set_notify(void *priv, void *arg)
  * read of @flags, and pairs with the guest's barrier between setting the
  * flag and reading @prod again (include/uapi/linux/kvmq.h).
  */
-void kvmq_notify_arrival(struct kvmq_queue *q)
+void kvmq_notify_arrival(struct kvmq_vm *vm, struct kvmq_queue *q)
 {
 	lockdep_assert_held(&q->lock);
 	if (!q->notify)
@@ -78,11 +79,13 @@ void kvmq_notify_arrival(struct kvmq_queue *q)
 		smp_mb();
 		if (!(READ_ONCE(q->rx->flags) & KVMQ_RING_F_WAKE)) {
 			atomic64_inc(&kvmq_stats.notify_suppressed);
+			atomic64_inc(&vm->stats.suppressed);
 			return;
 		}
 	}
 	eventfd_signal(q->notify);
 	atomic64_inc(&kvmq_stats.notify_signalled);
+	atomic64_inc(&vm->stats.notified);
 }
 
 /*
@@ -112,6 +115,7 @@ static void kvmq_notify_space(struct kvmq_group *group, u32 id)
 	if (vm->space) {
 		eventfd_signal(vm->space);
 		atomic64_inc(&kvmq_stats.space_signalled);
+		atomic64_inc(&vm->stats.room_notified);
 	}
 }
 

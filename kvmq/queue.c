@@ -19,6 +19,7 @@
 #include <uapi/linux/kvmq.h>
 
 #include "kvmq.h"
+#include "trace.h"
 
 /* The guest ABI's header and this copy of it must not drift apart. */
 static void kvmq_msg_hdr_check(void)
@@ -194,10 +195,20 @@ static void kvmq_dequeue_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 	kvmq_notify_room(vm, q);
 }
 
-/* Write @msg, received, to @out: as KVMQ_HC_RECV and receive rings show it. */
-static void kvmq_msg_out(struct kvmq_msg *out, const struct kvmq_kmsg *msg,
+/*
+ * Write @msg, received by @vm from @q, to @out: as KVMQ_HC_RECV and receive
+ * rings show it.
+ */
+static void kvmq_msg_out(struct kvmq_vm *vm, struct kvmq_queue *q,
+			 struct kvmq_msg *out, const struct kvmq_kmsg *msg,
 			 gpa_t where)
 {
+	struct kvmq_queues *qs = kvmq_vm_queues(vm);
+
+	trace_kvmq_consume(kvmq_vm_id(vm), q - qs->q, msg->sender, msg->kind,
+			   where);
+	atomic64_inc(&vm->stats.received[msg->kind - 1]);
+	atomic64_add(msg->len, &vm->stats.received_bytes);
 	out->kind = msg->kind;
 	out->flags = 0;
 	out->sender = msg->sender;
@@ -240,13 +251,13 @@ static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 		if (msg->npages && kvmq_ap_place(&vm->ap, msg, &where))
 			break;
 		kvmq_dequeue_locked(vm, qs, q, msg);
-		kvmq_msg_out(out, msg, where);
+		kvmq_msg_out(vm, q, out, msg, where);
 		kvmq_rx_publish(q);
 		kvmq_kmsg_received(msg);
 		published = true;
 	}
 	if (published)
-		kvmq_notify_arrival(q);
+		kvmq_notify_arrival(vm, q);
 }
 
 /**
@@ -315,11 +326,13 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 	list_add_tail(&msg->node, &q->msgs);
 	WRITE_ONCE(q->len, q->len + 1);
 	atomic64_inc(&kvmq_stats.messages);
+	trace_kvmq_deliver(kvmq_vm_id(to), q - qs->q, msg->sender, msg->kind,
+			   msg->len);
 	if (q->rx) {
 		atomic_inc(&qs->rx_backlog);
 		kvmq_rx_fill_locked(to, qs, q);
 	} else {
-		kvmq_notify_arrival(q);
+		kvmq_notify_arrival(to, q);
 	}
 	return 0;
 }
@@ -732,6 +745,15 @@ static void kvmq_send_commit(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
 	}
 	if (taken)
 		kvmq_ap_take_end(vm);
+
+	for (i = 0; i < n; i++) {
+		if (!s[i].ret) {
+			atomic64_inc(&vm->stats.sent[s[i].hdr.kind - 1]);
+			atomic64_add(s[i].hdr.len, &vm->stats.sent_bytes);
+		} else if (s[i].ret == -EAGAIN || s[i].ret == -ENOBUFS) {
+			atomic64_inc(&vm->stats.refused);
+		}
+	}
 }
 
 /* Free what a send still holds. */
@@ -875,7 +897,7 @@ long kvmq_hc_recv(struct kvmq_vm *vm, struct kvm_vcpu *vcpu, u32 queue,
 		kvmq_dequeue_locked(vm, qs, q, msg);
 	}
 
-	kvmq_msg_out(out, msg, where);
+	kvmq_msg_out(vm, q, out, msg, where);
 	kvmq_kmsg_received(msg);
 
 	ret = kvm_write_guest(vm->kvm, gpa, out, sizeof(*out)) ? -EFAULT : 0;

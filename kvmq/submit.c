@@ -14,6 +14,7 @@
 #include <uapi/linux/kvmq.h>
 
 #include "kvmq.h"
+#include "trace.h"
 
 /* Sends of one submission ring run together, sharing one unmap. */
 #define KVMQ_SEND_BATCH		64
@@ -106,6 +107,8 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 		smp_store_release(&vr->sq->cons, ++vr->sq_cons);
 		room--;
 		n++;
+		trace_kvmq_submit(kvmq_vm_id(vm), vr - kvmq_vm_rings(vm)->vcpu,
+				  sqe.op, sqe.flags, sqe.user_data);
 
 		res = kvmq_sqe_check(&sqe);
 		if (!res && sqe.op == KVMQ_OP_SEND && s) {
@@ -183,6 +186,7 @@ long kvmq_hc_submit(struct kvmq_vm *vm, struct kvm_vcpu *vcpu,
 		return -ENODEV;
 	if (vcpu->vcpu_id >= r->nr_vcpus)
 		return -ENOENT;
+	atomic64_inc(&vm->stats.doorbells);
 
 	n = kvmq_sq_run_all(vm, &r->vcpu[vcpu->vcpu_id], r->sq_entries, false);
 	kvmq_rx_refill(vm);
@@ -204,7 +208,10 @@ void kvmq_submit_lazy(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr)
 	long n;
 
 	n = kvmq_sq_run_all(vm, vr, r->sq_entries, true);
-	if (n)
+	if (n) {
 		atomic64_inc(&kvmq_stats.lazy_batches);
+		atomic64_inc(&vm->stats.lazy_batches);
+		atomic64_add(n, &vm->stats.lazy_entries);
+	}
 	kvmq_rx_refill(vm);
 }

@@ -314,6 +314,8 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		      struct kvmq_vm_rings, __reserved, true),
 	KVMQ_IOCTL_OP(KVMQ_VM_SET_NOTIFY, kvmq_vm_set_notify,
 		      struct kvmq_vm_notify, fd, false),
+	KVMQ_IOCTL_OP(KVMQ_VM_GET_STATS, kvmq_vm_get_stats,
+		      struct kvmq_vm_stats, room_notified, true),
 };
 
 /* The aperture from offset 0, the ring area at KVMQ_RINGS_MMAP_OFFSET. */

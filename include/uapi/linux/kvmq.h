@@ -49,9 +49,11 @@
 #define KVMQ_FEATURE_LIMITS	(1ULL << 3)	/* queued pages and memory */
 #define KVMQ_FEATURE_RINGS	(1ULL << 4)	/* KVMQ_VM_SET_RINGS, SUBMIT */
 #define KVMQ_FEATURE_NOTIFY	(1ULL << 5)	/* KVMQ_VM_SET_NOTIFY */
+#define KVMQ_FEATURE_STATS	(1ULL << 6)	/* KVMQ_VM_GET_STATS */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
 				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS | \
-				 KVMQ_FEATURE_RINGS | KVMQ_FEATURE_NOTIFY)
+				 KVMQ_FEATURE_RINGS | KVMQ_FEATURE_NOTIFY | \
+				 KVMQ_FEATURE_STATS)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -484,6 +486,53 @@ struct kvmq_vm_notify {
 #define KVMQ_NOTIFY_SPACE	0xffffffffU
 
 #define KVMQ_VM_SET_NOTIFY	_IO(KVMQ_TYPE, 0x1a)
+
+/**
+ * struct kvmq_vm_stats - ioctl(KVMQ_VM_GET_STATS)
+ * @size: sizeof(struct kvmq_vm_stats)
+ * @flags: must be 0
+ * @sent: output: messages this VM's guest sent (queued), by kind:
+ *	[0] bytes, [1] pages, [2] blocks
+ * @sent_bytes: output: their payload bytes (@len)
+ * @received: output: messages the guest received (KVMQ_HC_RECV, or
+ *	delivered into a receive ring), by kind
+ * @received_bytes: output: their payload bytes
+ * @pages_moved: output: 4 KiB pages that left the aperture in sends
+ * @unmaps: output: removals of mappings of the aperture, each with one TLB
+ *	flush of the VM's vCPUs: one per batch of page sends, one per
+ *	batch of a release
+ * @refused: output: sends refused for a full queue or budget (-EAGAIN,
+ *	-ENOBUFS)
+ * @doorbells: output: KVMQ_HC_SUBMIT hypercalls
+ * @lazy_batches: output: lazy batches run at natural exits (with at least
+ *	one entry)
+ * @lazy_entries: output: submission entries they ran
+ * @notified: output: arrival eventfd signals
+ * @suppressed: output: arrivals not signalled, the guest was polling
+ * @room_notified: output: room eventfd signals
+ *
+ * Issued on the per-VM kvmq file.  Reads the VM's counters, which start at
+ * 0 when the VM is attached.
+ */
+struct kvmq_vm_stats {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 sent[3];
+	__aligned_u64 sent_bytes;
+	__aligned_u64 received[3];
+	__aligned_u64 received_bytes;
+	__aligned_u64 pages_moved;
+	__aligned_u64 unmaps;
+	__aligned_u64 refused;
+	__aligned_u64 doorbells;
+	__aligned_u64 lazy_batches;
+	__aligned_u64 lazy_entries;
+	__aligned_u64 notified;
+	__aligned_u64 suppressed;
+	__aligned_u64 room_notified;
+};
+
+#define KVMQ_VM_GET_STATS	_IO(KVMQ_TYPE, 0x1b)
 
 /*
  * Hypercalls.

@@ -164,6 +164,8 @@ TEST_F(nt, arrival_suppressed)
 	kvmq_run_to_done(self->b.vcpu);
 	EXPECT_EQ(2, kvmq_debugfs_stat("notify_signalled") - sig);
 	EXPECT_EQ(1, kvmq_debugfs_stat("notify_suppressed") - sup);
+	EXPECT_EQ(2, kvmq_get_stats(self->b.vmq).notified);
+	EXPECT_EQ(1, kvmq_get_stats(self->b.vmq).suppressed);
 
 	/* Removed: no more signals. */
 	ASSERT_EQ(0, set_notify(self->b.vmq, 0, -1));
@@ -207,6 +209,9 @@ TEST_F(nt, room)
 	/* Signalled once for the refusal, not once per message taken. */
 	EXPECT_EQ(1, efd_take(self->efd));
 	EXPECT_EQ(1, kvmq_debugfs_stat("space_signalled") - sig);
+	EXPECT_EQ(1, kvmq_get_stats(self->a.vmq).room_notified);
+	EXPECT_EQ(1, kvmq_get_stats(self->a.vmq).refused);
+	EXPECT_EQ(DEPTH, kvmq_get_stats(self->a.vmq).sent[0]);
 	send_n(&self->a, 2, 0);
 	EXPECT_EQ(0, efd_take(self->efd));
 }

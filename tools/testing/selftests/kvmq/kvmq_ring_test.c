@@ -735,6 +735,7 @@ static void guest_batch_recv(uint64_t gva, uint64_t gpa)
 TEST_F(ring, batch_one_unmap)
 {
 	uint64_t unmaps, moved, flushes;
+	struct kvmq_vm_stats st;
 
 	rings(&self->a);
 	set_guest(&self->a, guest_batch_send, 0, 0);
@@ -749,6 +750,25 @@ TEST_F(ring, batch_one_unmap)
 	kvmq_run_to_done(self->a.vcpu);
 	set_guest(&self->b, guest_batch_recv, 0, 0);
 	kvmq_run_to_done(self->b.vcpu);
+
+	/* Each VM's own account of it. */
+	st = kvmq_get_stats(self->a.vmq);
+	EXPECT_EQ(1, st.sent[0]);
+	EXPECT_EQ(LAZY_N - 1, st.sent[1]);
+	EXPECT_EQ(0, st.sent[2]);
+	EXPECT_EQ((LAZY_N - 1) * 2 * PG + 100 + MIXED_BYTES, st.sent_bytes);
+	EXPECT_EQ((LAZY_N - 1) * 2, st.pages_moved);
+	EXPECT_EQ(1, st.unmaps);
+	EXPECT_EQ(0, st.doorbells);
+	EXPECT_EQ(1, st.lazy_batches);
+	EXPECT_EQ(LAZY_N, st.lazy_entries);
+	EXPECT_EQ(0, st.refused);
+	st = kvmq_get_stats(self->b.vmq);
+	EXPECT_EQ(1, st.received[0]);
+	EXPECT_EQ(LAZY_N - 1, st.received[1]);
+	EXPECT_EQ((LAZY_N - 1) * 2 * PG + 100 + MIXED_BYTES,
+		  st.received_bytes);
+	EXPECT_EQ(0, st.sent[0] + st.sent[1] + st.sent[2]);
 }
 
 TEST(config)

@@ -185,6 +185,15 @@ void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 	TEST_ASSERT(!ret, "KVMQ_VM_SET_QUEUES failed, errno %d", errno);
 }
 
+struct kvmq_vm_stats kvmq_get_stats(int vmq_fd)
+{
+	struct kvmq_vm_stats st = { .size = sizeof(st) };
+	int ret = ioctl(vmq_fd, KVMQ_VM_GET_STATS, &st);
+
+	TEST_ASSERT(!ret, "KVMQ_VM_GET_STATS failed, errno %d", errno);
+	return st;
+}
+
 struct kvmq_vm_queues kvmq_get_queues(int vmq_fd)
 {
 	struct kvmq_vm_queues q = { .size = sizeof(q) };

@@ -85,6 +85,8 @@ int __kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 		      uint32_t depth);
 void kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 		     uint32_t depth);
+/* KVMQ_VM_GET_STATS, asserted to succeed. */
+struct kvmq_vm_stats kvmq_get_stats(int vmq_fd);
 /* KVMQ_VM_GET_QUEUES, asserted to succeed. */
 struct kvmq_vm_queues kvmq_get_queues(int vmq_fd);
 /* KVMQ_VM_GRANT or KVMQ_VM_REVOKE (@cmd) as 0 or -errno. */
