@@ -12,7 +12,13 @@ top=$(dirname "$here")
 . "$here/kvmq-env.sh"
 "$here/deps.sh"
 
+prog=${1:-kvmq_demo}
+out=$KVMQ_CACHE/demo
+args=()
+# The benchmark writes its JSON into the result dir, shared with the host.
+[ "$prog" = kvmq_bench ] && args=("$out/bench.json")
 echo "demo: booting the KVM test host (QEMU/TCG, about 10 s)"
 KVMQ_APPEND="quiet ${KVMQ_APPEND:-}" exec "$here/testvm.sh" --npt 1 \
-	--out "$KVMQ_CACHE/demo" -- "$here/guest-demo.sh" \
-	"$top/kvmq/kvmq.ko" "$top/tools/testing/selftests/kvmq/${1:-kvmq_demo}"
+	--out "$out" -- "$here/guest-demo.sh" \
+	"$top/kvmq/kvmq.ko" "$top/tools/testing/selftests/kvmq/$prog" \
+	"${args[@]}"

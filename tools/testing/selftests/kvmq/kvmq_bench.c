@@ -16,6 +16,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "kvmq_util.h"
+#include "kvmq_xbench.h"
 
 #define PG		4096ULL
 #define SZ_2M		(2ULL << 20)
@@ -45,7 +46,8 @@ static void bench_send(uint64_t gva, uint64_t gpa, uint64_t kind,
 			for (j = 0; j < nr; j++)
 				m->gpas[j] = AP + j * unit;
 		}
-		while ((ret = kvmq_hc(KVMQ_HC_SEND, 2, 0, gpa)) == -EAGAIN)
+		while ((ret = kvmq_hc(KVMQ_HC_SEND, 2, 0, gpa)) == -EAGAIN ||
+		       ret == -ENOBUFS)
 			GUEST_SYNC(0);
 		GUEST_ASSERT_EQ(ret, 0);
 	}
@@ -99,7 +101,108 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int main(void)
+/* Transports compared, per kind and size (kvmq_xbench.c). */
+static const struct {
+	uint32_t kind;
+	uint64_t size, n;
+} xsizes[] = {
+	{ KVMQ_MSG_BYTES, 64, 1024 },
+	{ KVMQ_MSG_PAGES, 4096, 256 },
+	{ KVMQ_MSG_PAGES, 65536, 64 },
+	{ KVMQ_MSG_BLOCKS, 2 << 20, 8 },
+};
+
+static const char *const kname[] = { "", "bytes", "pages", "blocks" };
+
+/* kvmq immediate, kvmq lazy, relay, shmem: in that order per size. */
+#define XB_PER_SIZE	4
+
+static void xbench(int dev, int group, const char *json)
+{
+	struct xb_result r[ARRAY_SIZE(xsizes)][XB_PER_SIZE];
+	struct xb_case c[ARRAY_SIZE(xsizes)][XB_PER_SIZE];
+	unsigned int i, j;
+	FILE *f = NULL;
+
+	for (i = 0; i < ARRAY_SIZE(xsizes); i++) {
+		for (j = 0; j < XB_PER_SIZE; j++) {
+			c[i][j] = (struct xb_case){
+				.transport = j < 2 ? 0 : j - 1,
+				.kind = xsizes[i].kind,
+				.size = xsizes[i].size,
+				.n = xsizes[i].n,
+				.lazy = j == 1,
+			};
+			xbench_run(dev, group, &c[i][j], &r[i][j]);
+		}
+	}
+
+	printf("\n%-9s %-7s %-10s %6s %11s %11s %8s %8s %8s %9s %7s %7s %7s\n",
+	       "transport", "kind", "policy", "msgs", "msgs/s", "MB/s",
+	       "ex/msg S", "ex/msg R", "user/msg", "fl/page", "copy/B",
+	       "x relay", "x shmem");
+	if (json) {
+		f = fopen(json, "w");
+		TEST_ASSERT(f, "cannot write %s", json);
+		fprintf(f, "{\n  \"results\": [\n");
+	}
+	for (i = 0; i < ARRAY_SIZE(xsizes); i++) {
+		for (j = 0; j < XB_PER_SIZE; j++) {
+			const struct xb_case *cc = &c[i][j];
+			const struct xb_result *rr = &r[i][j];
+			const char *policy = j == 0 ? "immediate" :
+					     j == 1 ? "lazy" : "-";
+			double rel = rr->msgs_per_s / r[i][2].msgs_per_s;
+			double shm = rr->msgs_per_s / r[i][3].msgs_per_s;
+
+			printf("%-9s %-7s %-10s %6lu %11.0f %11.2f %8.3f %8.3f %8.3f %9.4f %7.2f",
+			       xbench_transport(cc->transport), kname[cc->kind],
+			       policy, cc->n, rr->msgs_per_s,
+			       rr->bytes_per_s / 1e6,
+			       rr->sender_exits_per_msg,
+			       rr->receiver_exits_per_msg,
+			       rr->user_exits_per_msg, rr->flushes_per_page,
+			       rr->copied_per_byte);
+			if (j < 2)
+				printf(" %7.2f %7.2f", rel, shm);
+			printf("\n");
+			if (!f)
+				continue;
+			fprintf(f, "    {\"transport\": \"%s\", \"kind\": \"%s\", \"size\": %lu, "
+				"\"policy\": \"%s\", \"receiver\": \"poll\", \"messages\": %lu, "
+				"\"msgs_per_s\": %.1f, \"bytes_per_s\": %.1f, "
+				"\"exits_per_msg\": %.4f, \"sender_exits_per_msg\": %.4f, "
+				"\"receiver_exits_per_msg\": %.4f, \"user_exits_per_msg\": %.4f, "
+				"\"flushes_per_page\": %.5f, \"copied_per_byte\": %.3f",
+				xbench_transport(cc->transport), kname[cc->kind],
+				cc->size, policy, cc->n, rr->msgs_per_s,
+				rr->bytes_per_s,
+				rr->sender_exits_per_msg +
+				rr->receiver_exits_per_msg,
+				rr->sender_exits_per_msg,
+				rr->receiver_exits_per_msg,
+				rr->user_exits_per_msg, rr->flushes_per_page,
+				rr->copied_per_byte);
+			if (j < 2)
+				fprintf(f, ", \"ratio_relay\": %.3f, \"ratio_shmem\": %.3f",
+					rel, shm);
+			fprintf(f, "}%s\n",
+				i == ARRAY_SIZE(xsizes) - 1 &&
+				j == XB_PER_SIZE - 1 ? "" : ",");
+		}
+	}
+	printf("\nex/msg: VM exits per message, sender (S) and receiver (R), from KVM's\n"
+	       "statistics; user/msg: exits to the VMM per message; fl/page: the\n"
+	       "sender's TLB flushes per page moved; copy/B: bytes copied per byte\n"
+	       "delivered; x relay, x shmem: kvmq's messages/s over theirs (same run).\n");
+	if (f) {
+		fprintf(f, "  ]\n}\n");
+		fclose(f);
+		printf("JSON: %s\n", json);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	int dev = kvmq_open_dev(), group = kvmq_create_group(dev);
 	double base_kib = 0;
@@ -162,6 +265,7 @@ int main(void)
 	}
 	printf("\nKiB ratio: cost per KiB relative to 2048-byte inline "
 	       "messages (same run).\n");
+	xbench(dev, group, argc > 1 ? argv[1] : NULL);
 	close(group);
 	close(dev);
 	return 0;

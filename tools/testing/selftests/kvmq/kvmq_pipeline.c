@@ -94,13 +94,14 @@ static uint64_t pl_page_size(uint32_t kind)
 	return kind == KVMQ_MSG_BLOCKS ? KVMQ_MSG_BLOCK_SIZE : PG;
 }
 
-/* Send @m, yielding to the VMM while the destination queue is full. */
+/* Send @m, yielding to the VMM while the destination is full (queue or budget). */
 static void pl_send(struct kvmq_msg *m, uint64_t msg_gpa, uint32_t dest,
 		    uint64_t done)
 {
 	int64_t ret;
 
-	while ((ret = kvmq_hc(KVMQ_HC_SEND, dest, 0, msg_gpa)) == -EAGAIN)
+	while ((ret = kvmq_hc(KVMQ_HC_SEND, dest, 0, msg_gpa)) == -EAGAIN ||
+	       ret == -ENOBUFS)
 		GUEST_SYNC_ARGS(0, done, 0, 0, 0);
 	GUEST_ASSERT_EQ(ret, 0);
 }

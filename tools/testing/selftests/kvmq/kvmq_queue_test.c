@@ -74,12 +74,13 @@ static void msg_init(struct kvmq_msg *m, uint32_t kind, uint32_t nr,
 	m->len = len;
 }
 
-/* Guest: send, yielding to the VMM while the queue is full. */
+/* Guest: send, yielding to the VMM while the queue (or budget) is full. */
 static void send_wait(uint64_t msg_gpa, uint32_t dest, uint32_t queue)
 {
 	int64_t ret;
 
-	while ((ret = kvmq_hc(KVMQ_HC_SEND, dest, queue, msg_gpa)) == -EAGAIN)
+	while ((ret = kvmq_hc(KVMQ_HC_SEND, dest, queue, msg_gpa)) == -EAGAIN ||
+	       ret == -ENOBUFS)
 		GUEST_SYNC(0);
 	GUEST_ASSERT_EQ(ret, 0);
 }
