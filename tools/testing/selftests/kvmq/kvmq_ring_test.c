@@ -6,6 +6,7 @@
  * corrupt their own rings.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -769,6 +770,104 @@ TEST_F(ring, batch_one_unmap)
 	EXPECT_EQ((LAZY_N - 1) * 2 * PG + 100 + MIXED_BYTES,
 		  st.received_bytes);
 	EXPECT_EQ(0, st.sent[0] + st.sent[1] + st.sent[2]);
+}
+
+/*
+ * Concurrency: A's two vCPUs, each in a thread, send CONC_N messages each
+ * to B's queue 0 through their own submission rings (vCPU 0 lazily, vCPU
+ * 1 with a doorbell), retrying what a full queue refuses; B, in a third
+ * thread, takes them from its receive ring as they come.  Every message
+ * arrives once, in each sender's order.
+ */
+#define CONC_N		64
+
+static void guest_conc_send(uint64_t gva, uint64_t gpa, uint64_t vcpu)
+{
+	struct kvmq_ring *sq = (void *)(RINGS + lay.vcpu_offset +
+					vcpu * lay.vcpu_stride);
+	struct kvmq_ring *cq = (void *)((char *)sq + lay.cq_offset);
+	struct kvmq_msg *m;
+	struct kvmq_sqe *e;
+	struct kvmq_cqe *c;
+	uint64_t i, res;
+
+	for (i = 0; i < CONC_N; i++) {
+		m = (void *)(BUFS + (vcpu * CONC_N + i) * sizeof(*m));
+		memset(m, 0, offsetof(struct kvmq_msg, data));
+		m->kind = KVMQ_MSG_BYTES;
+		m->len = 16;
+		((uint64_t *)m->data)[0] = vcpu;
+		((uint64_t *)m->data)[1] = i;
+		do {
+			e = entry(sq, sq->prod, sizeof(*e));
+			memset(e, 0, sizeof(*e));
+			e->op = KVMQ_OP_SEND;
+			e->flags = vcpu ? 0 : KVMQ_SQE_LAZY;
+			e->dest = ID_B;
+			e->gpa = (uint64_t)m;
+			__atomic_store_n(&sq->prod, sq->prod + 1,
+					 __ATOMIC_RELEASE);
+			if (vcpu)
+				EXPECT_HC(1, KVMQ_HC_SUBMIT, 0, 0, 0);
+			while (__atomic_load_n(&cq->prod, __ATOMIC_ACQUIRE) ==
+			       cq->cons)
+				cpu_relax();
+			c = entry(cq, cq->cons, sizeof(*c));
+			res = c->res;
+			__atomic_store_n(&cq->cons, cq->cons + 1,
+					 __ATOMIC_RELEASE);
+		} while (res == (uint64_t)-EAGAIN);
+		GUEST_ASSERT_EQ(res, 0);
+	}
+	GUEST_DONE();
+}
+
+static void guest_conc_recv(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_ring *r = rx_ring(0);
+	uint64_t next[2] = { 0, 0 }, i, v, seq;
+	struct kvmq_msg *m;
+
+	for (i = 0; i < 2 * CONC_N; i++) {
+		while (!(m = rx_peek(r)))
+			cpu_relax();
+		GUEST_ASSERT_EQ(m->sender, ID_A);
+		v = ((uint64_t *)m->data)[0];
+		seq = ((uint64_t *)m->data)[1];
+		GUEST_ASSERT(v < 2);
+		GUEST_ASSERT_EQ(seq, next[v]);
+		next[v]++;
+		rx_done(r);
+	}
+	GUEST_ASSERT(!rx_peek(r));
+	GUEST_DONE();
+}
+
+static void *conc_run(void *arg)
+{
+	kvmq_run_to_done(arg);
+	return NULL;
+}
+
+TEST_F(ring, concurrent)
+{
+	struct kvm_vcpu *v1;
+	pthread_t t[3];
+	int i;
+
+	v1 = vm_vcpu_add(self->a.vm, 1, guest_conc_send);
+	rings(&self->a);
+	rings(&self->b);
+	set_guest(&self->a, guest_conc_send, 0, 0);
+	vcpu_args_set(v1, 3, self->a.msg_gva, self->a.msg_gpa, 1);
+	set_guest(&self->b, guest_conc_recv, 0, 0);
+	ASSERT_EQ(0, pthread_create(&t[0], NULL, conc_run, self->b.vcpu));
+	ASSERT_EQ(0, pthread_create(&t[1], NULL, conc_run, self->a.vcpu));
+	ASSERT_EQ(0, pthread_create(&t[2], NULL, conc_run, v1));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, pthread_join(t[i], NULL));
+	EXPECT_EQ(2 * CONC_N, kvmq_get_stats(self->b.vmq).received[0]);
+	EXPECT_EQ(2 * CONC_N, kvmq_get_stats(self->a.vmq).sent[0]);
 }
 
 TEST(config)
