@@ -184,6 +184,9 @@ struct kvmq_queues {
  * @vm: the VM, for the lazy batch's task_work
  * @work: the lazy batch, queued on the vCPU's thread
  * @flags: KVMQ_VR_WORK_QUEUED while @work is queued
+ * @link: the last entry consumed carried KVMQ_SQE_LINK: the next one
+ *	depends on it
+ * @last_res: the result of the last entry that completed
  *
  * The rings are run in the vCPU's own thread, by the hypercall or by the
  * task_work the kvm_exit probe queued; @lock covers a KVM_RUN from another
@@ -199,6 +202,8 @@ struct kvmq_vcpu_rings {
 	struct kvmq_vm *vm;
 	struct callback_head work;
 	unsigned long flags;
+	bool link;
+	long last_res;
 };
 
 #define KVMQ_VR_WORK_QUEUED	0
@@ -352,6 +357,8 @@ struct kvmq_msg_hdr {
  * @q: its queue
  * @msg: the message being built; NULL once queued
  * @idx: page and block messages: the aperture indices of the pages
+ * @dep: runs only if the send before it in the batch succeeds
+ *	(KVMQ_SQE_LINK); else completes with -ECANCELED
  */
 struct kvmq_send {
 	u32 dest;
@@ -363,6 +370,7 @@ struct kvmq_send {
 	struct kvmq_queue *q;
 	struct kvmq_kmsg *msg;
 	pgoff_t *idx;
+	bool dep;
 };
 
 /* queue.c */

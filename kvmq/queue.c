@@ -702,6 +702,8 @@ static void kvmq_send_commit(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
 	taken = moved && !kvmq_ap_take_begin(vm);
 
 	for (i = 0; moved && i < n; i++) {
+		if (!s[i].ret && s[i].dep && s[i - 1].ret)
+			s[i].ret = -ECANCELED;
 		if (s[i].ret || !s[i].msg->npages)
 			continue;
 		if (!taken) {
@@ -733,6 +735,8 @@ static void kvmq_send_commit(struct kvmq_vm *vm, struct kvmq_send *s, u32 n)
 		kvmq_ap_unmap(vm, lo, hi);
 
 	for (i = 0; i < n; i++) {
+		if (!s[i].ret && s[i].dep && s[i - 1].ret)
+			s[i].ret = -ECANCELED;
 		if (s[i].ret)
 			continue;
 		if (s[i].msg->npages) {

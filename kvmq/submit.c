@@ -22,7 +22,7 @@
 /* Check a submission entry, already copied out of the ring. */
 static int kvmq_sqe_check(const struct kvmq_sqe *sqe)
 {
-	if (sqe->flags & ~KVMQ_SQE_LAZY || sqe->__reserved)
+	if (sqe->flags & ~(KVMQ_SQE_LAZY | KVMQ_SQE_LINK) || sqe->__reserved)
 		return -EINVAL;
 
 	switch (sqe->op) {
@@ -72,6 +72,7 @@ static void kvmq_sq_flush(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 	kvmq_send_batch(vm, s, n);
 	for (i = 0; i < n; i++)
 		kvmq_cq_post(vr, entries, ud[i], s[i].ret);
+	vr->last_res = s[n - 1].ret;
 	memset(s, 0, n * sizeof(*s));
 }
 
@@ -87,6 +88,7 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 {
 	u32 prod, cons, room, nsend = 0;
 	struct kvmq_sqe sqe;
+	bool batch, dep;
 	long n = 0, res;
 
 	lockdep_assert_held(&vr->lock);
@@ -111,7 +113,23 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 				  sqe.op, sqe.flags, sqe.user_data);
 
 		res = kvmq_sqe_check(&sqe);
-		if (!res && sqe.op == KVMQ_OP_SEND && s) {
+		batch = !res && sqe.op == KVMQ_OP_SEND && s;
+		/* Does this entry depend on the one before (KVMQ_SQE_LINK)? */
+		dep = vr->link;
+		vr->link = sqe.flags & KVMQ_SQE_LINK;
+		if (dep && nsend && !batch) {
+			/* It is in the batch: learn its result. */
+			kvmq_sq_flush(vm, vr, entries, s, ud, nsend);
+			nsend = 0;
+		}
+		if (dep && !nsend && vr->last_res < 0) {
+			res = res ?: -ECANCELED;
+			batch = false;
+		}
+
+		if (batch) {
+			/* kvmq_send_commit() cancels it if the one before fails. */
+			s[nsend].dep = dep && nsend;
 			s[nsend].dest = sqe.dest;
 			s[nsend].queue = sqe.queue;
 			s[nsend].gpa = sqe.gpa;
@@ -133,6 +151,7 @@ static long kvmq_sq_run(struct kvmq_vm *vm, struct kvmq_vcpu_rings *vr,
 			      kvmq_hc_send(vm, sqe.dest, sqe.queue, sqe.gpa) :
 			      kvmq_release(vm, sqe.gpa, sqe.nr);
 		kvmq_cq_post(vr, entries, sqe.user_data, res);
+		vr->last_res = res;
 		cond_resched();
 	}
 	if (nsend)

@@ -720,11 +720,19 @@ struct kvmq_ring {
  * which bounds the delay.
  */
 #define KVMQ_SQE_LAZY		(1 << 0)
+/*
+ * KVMQ_SQE_LINK: the next entry runs only if this one succeeds; if this
+ * one fails (or is cancelled), the next completes with -ECANCELED without
+ * running, and so on along a chain of linked entries.  A chain keeps a
+ * stream in order across refusals: a sender that finds its first refused
+ * entry posts it and the rest again.
+ */
+#define KVMQ_SQE_LINK		(1 << 1)
 
 /**
  * struct kvmq_sqe - an entry of a submission ring, written by the guest
  * @op: KVMQ_OP_*
- * @flags: KVMQ_SQE_LAZY or 0
+ * @flags: KVMQ_SQE_LAZY, KVMQ_SQE_LINK
  * @__reserved: must be 0
  * @dest: KVMQ_OP_SEND: identity of the receiving VM; else 0
  * @queue: KVMQ_OP_SEND: queue of the receiving VM; else 0

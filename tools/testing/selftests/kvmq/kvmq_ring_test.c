@@ -773,6 +773,75 @@ TEST_F(ring, batch_one_unmap)
 }
 
 /*
+ * Linked entries (KVMQ_SQE_LINK): after one fails, the rest of its chain
+ * completes with -ECANCELED without running; an entry that is not linked
+ * to a failed one runs.  Across a batch of sends, across an entry that
+ * runs alone, and across doorbells.
+ */
+static void guest_link(uint64_t gva, uint64_t gpa)
+{
+	static const struct { uint8_t op, flags; uint32_t dest; int64_t res; }
+	e[] = {
+		{ KVMQ_OP_SEND, KVMQ_SQE_LINK, ID_B, 0 },		/* 0 */
+		{ KVMQ_OP_SEND, KVMQ_SQE_LINK, 99, -ENOENT },
+		{ KVMQ_OP_SEND, KVMQ_SQE_LINK, ID_B, -ECANCELED },
+		{ KVMQ_OP_SEND, 0, ID_B, -ECANCELED },
+		{ KVMQ_OP_SEND, 0, ID_B, 0 },				/* 4 */
+		{ KVMQ_OP_RELEASE, KVMQ_SQE_LINK, 0, -EINVAL },
+		{ KVMQ_OP_SEND, 0, ID_B, -ECANCELED },
+	};
+	struct kvmq_msg *m = (void *)BUFS;
+	struct kvmq_cqe c;
+	uint32_t i;
+
+	for (i = 0; i < ARRAY_SIZE(e); i++) {
+		build(m + i, KVMQ_MSG_BYTES, i);
+		/* The release has no pages: -EINVAL. */
+		sq_post_flags(e[i].op, e[i].flags, e[i].dest, 0, 0,
+			      e[i].op == KVMQ_OP_RELEASE ? AP :
+			      BUFS + i * sizeof(*m), i);
+	}
+	EXPECT_HC(ARRAY_SIZE(e), KVMQ_HC_SUBMIT, 0, 0, 0);
+	for (i = 0; i < ARRAY_SIZE(e); i++) {
+		c = cq_take();
+		GUEST_ASSERT_EQ(c.user_data, i);
+		GUEST_ASSERT_EQ(c.res, e[i].res);
+	}
+
+	/* A chain across doorbells: the failure cancels the next entry. */
+	sq_post_flags(KVMQ_OP_SEND, KVMQ_SQE_LINK, 99, 0, 0, BUFS, 10);
+	EXPECT_HC(1, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT_EQ(cq_take().res, -ENOENT);
+	sq_post(KVMQ_OP_SEND, ID_B, 0, 0, BUFS, 11);
+	EXPECT_HC(1, KVMQ_HC_SUBMIT, 0, 0, 0);
+	GUEST_ASSERT_EQ(cq_take().res, -ECANCELED);
+	GUEST_DONE();
+}
+
+static void guest_recv_seq(uint64_t gva, uint64_t gpa, uint64_t a,
+			   uint64_t b)
+{
+	struct kvmq_msg *m = (void *)gva;
+
+	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_ASSERT(is_msg(m, KVMQ_MSG_BYTES, a, ID_A));
+	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_ASSERT(is_msg(m, KVMQ_MSG_BYTES, b, ID_A));
+	EXPECT_HC(-EAGAIN, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_DONE();
+}
+
+TEST_F(ring, link)
+{
+	rings(&self->a);
+	set_guest(&self->a, guest_link, 0, 0);
+	kvmq_run_to_done(self->a.vcpu);
+	/* Only entries 0 and 4 were sent. */
+	set_guest(&self->b, guest_recv_seq, 0, 4);
+	kvmq_run_to_done(self->b.vcpu);
+}
+
+/*
  * Concurrency: A's two vCPUs, each in a thread, send CONC_N messages each
  * to B's queue 0 through their own submission rings (vCPU 0 lazily, vCPU
  * 1 with a doorbell), retrying what a full queue refuses; B, in a third
