@@ -24,8 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/eventfd.h>
+
 #include "kvm_util.h"
 #include "processor.h"
+#include "apic.h"
 #include "kvmq_util.h"
 #include "kvmq_pipeline.h"
 
@@ -237,6 +240,311 @@ static void pl_guest_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 	GUEST_DONE();
 }
 
+/*
+ * The same pipeline over rings.  Every send is a lazy submission entry,
+ * linked to the next, in windows of PL_WINDOW: it runs at the sender's
+ * next natural exit with the others of its window.  decode and play take
+ * messages from their receive rings without an exit, and halt when there
+ * is nothing to do; an arrival wakes them with an interrupt.  A window
+ * that meets a full receiver is cancelled from the refused entry on
+ * (KVMQ_SQE_LINK) and posted again after a yield to the VMM.
+ */
+#define PL_WINDOW	16
+#define PL_VECTOR	0x40
+#define PL_GSI		5
+/* In the aperture: the window's message buffers, page and block staging. */
+#define PL_MBUF		(KVMQ_TEST_AP_GPA + (6ULL << 20))
+#define PL_STAGE	KVMQ_TEST_AP_GPA
+#define PL_BLOCK	(KVMQ_TEST_AP_GPA + KVMQ_MSG_BLOCK_SIZE)
+
+static struct kvmq_vm_rings pl_lay;
+
+static void *pl_entry(struct kvmq_ring *r, uint32_t n, size_t size)
+{
+	return (char *)(r + 1) + (n & (r->entries - 1)) * size;
+}
+
+static struct kvmq_ring *pl_sq(void)
+{
+	return (void *)(KVMQ_TEST_RING_GPA + pl_lay.vcpu_offset);
+}
+
+static struct kvmq_ring *pl_cq(void)
+{
+	return (void *)(KVMQ_TEST_RING_GPA + pl_lay.vcpu_offset +
+			pl_lay.cq_offset);
+}
+
+/* Receive ring of queue index @qidx (0: the VM queue, 1: vCPU 0's). */
+static struct kvmq_ring *pl_rx(uint32_t qidx)
+{
+	return (void *)(KVMQ_TEST_RING_GPA + qidx * pl_lay.rx_stride);
+}
+
+static struct kvmq_msg *pl_mbuf(uint32_t k)
+{
+	return (void *)(PL_MBUF + k * sizeof(struct kvmq_msg));
+}
+
+static void pl_irq(struct ex_regs *regs)
+{
+	xapic_write_reg(APIC_EOI, 0);
+}
+
+/* The next message of @r; halts, with interrupts on, until there is one. */
+static struct kvmq_msg *pl_rx_wait(struct kvmq_ring *r)
+{
+	while (__atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) == r->cons) {
+		r->flags = KVMQ_RING_F_WAKE;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) == r->cons)
+			asm volatile("sti; hlt; cli" ::: "memory");
+		r->flags = 0;
+	}
+	return pl_entry(r, r->cons, sizeof(struct kvmq_msg));
+}
+
+static void pl_rx_done(struct kvmq_ring *r)
+{
+	__atomic_store_n(&r->cons, r->cons + 1, __ATOMIC_RELEASE);
+}
+
+static struct pl_peers pl_ring_peers(void)
+{
+	struct kvmq_ring *r = pl_rx(1);
+	struct kvmq_msg *m = pl_rx_wait(r);
+	struct pl_peers peers;
+
+	GUEST_ASSERT_EQ(m->sender, KVMQ_ID_VMM);
+	memcpy(&peers, m->data, sizeof(peers));
+	pl_rx_done(r);
+	return peers;
+}
+
+static void pl_post(uint8_t op, uint8_t flags, uint32_t dest, uint32_t nr,
+		    uint64_t gpa, uint64_t user_data)
+{
+	struct kvmq_ring *sq = pl_sq();
+	struct kvmq_sqe *e = pl_entry(sq, sq->prod, sizeof(*e));
+
+	memset(e, 0, sizeof(*e));
+	e->op = op;
+	e->flags = flags;
+	e->dest = dest;
+	e->nr = nr;
+	e->gpa = gpa;
+	e->user_data = user_data;
+	__atomic_store_n(&sq->prod, sq->prod + 1, __ATOMIC_RELEASE);
+}
+
+/* The next completion, waited for without an exit: the lazy batch runs. */
+static struct kvmq_cqe pl_cq_wait(void)
+{
+	struct kvmq_ring *cq = pl_cq();
+	struct kvmq_cqe c;
+
+	while (__atomic_load_n(&cq->prod, __ATOMIC_ACQUIRE) == cq->cons)
+		cpu_relax();
+	c = *(struct kvmq_cqe *)pl_entry(cq, cq->cons, sizeof(c));
+	__atomic_store_n(&cq->cons, cq->cons + 1, __ATOMIC_RELEASE);
+	return c;
+}
+
+/*
+ * Send the @n messages in the window's buffers 0..@n-1 to @dest, in order:
+ * lazy, linked; from a refused one on, again, after a yield.
+ */
+static void pl_window_send(uint32_t dest, uint32_t n, uint64_t done)
+{
+	uint32_t k, first = 0, failed;
+	struct kvmq_cqe c;
+
+	while (first < n) {
+		for (k = first; k < n; k++)
+			pl_post(KVMQ_OP_SEND,
+				KVMQ_SQE_LAZY | (k + 1 < n ? KVMQ_SQE_LINK : 0),
+				dest, 0, (uint64_t)pl_mbuf(k), k);
+		failed = n;
+		for (k = first; k < n; k++) {
+			c = pl_cq_wait();
+			GUEST_ASSERT_EQ(c.user_data, k);
+			if (c.res && failed == n) {
+				GUEST_ASSERT(c.res == -EAGAIN ||
+					     c.res == -ENOBUFS);
+				failed = k;
+			}
+		}
+		first = failed;
+		if (first < n)
+			GUEST_SYNC_ARGS(0, done, 0, 0, 0);
+	}
+}
+
+static void pl_ring_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
+{
+	uint32_t dest = pl_ring_peers().next;
+	uint64_t i = 0, j, off = 0;
+	struct kvmq_msg *m;
+	struct pl_spec s;
+	uint32_t k;
+	uint8_t *p;
+
+	while (i < n) {
+		for (k = 0; k < PL_WINDOW && i + k < n; k++) {
+			pl_spec(i + k, &s);
+			m = pl_mbuf(k);
+			memset(m, 0, offsetof(struct kvmq_msg, data));
+			m->kind = s.kind;
+			m->nr = s.nr;
+			m->len = s.len;
+			p = s.kind == KVMQ_MSG_BYTES ? m->data :
+			    s.kind == KVMQ_MSG_PAGES ?
+			    (uint8_t *)(PL_STAGE + k * 8 * PG) :
+			    (uint8_t *)PL_BLOCK;
+			for (j = 0; j < s.len; j++)
+				p[j] = pl_byte(off + j);
+			if (s.kind == KVMQ_MSG_BLOCKS)
+				for (j = 0; j < KVMQ_MSG_BLOCK_SIZE; j += PG)
+					p[j] = pl_byte(off + j);
+			for (j = 0; j < s.nr; j++)
+				m->gpas[j] = (uint64_t)p +
+					     j * pl_page_size(s.kind);
+			off += s.len;
+			pl_result.kinds[s.kind]++;
+		}
+		pl_window_send(dest, k, i);
+		i += k;
+		pl_result.bytes = off;
+	}
+	pl_result.messages = n;
+	GUEST_DONE();
+}
+
+static void pl_ring_decode(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
+{
+	struct pl_peers peers;
+	struct kvmq_ring *r = pl_rx(0);
+	struct kvmq_msg *in, *m;
+	uint64_t i = 0, j;
+	uint32_t k;
+	uint8_t *p;
+
+	xapic_enable();		/* for the arrival interrupt */
+	peers = pl_ring_peers();
+	while (i < n) {
+		/* Take what has arrived, up to a window; wait for one. */
+		for (k = 0; k < PL_WINDOW && i + k < n; k++) {
+			if (k && __atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) ==
+				 r->cons)
+				break;
+			in = pl_rx_wait(r);
+			GUEST_ASSERT_EQ(in->sender, peers.prev);
+			m = pl_mbuf(k);
+			memcpy(m, in, offsetof(struct kvmq_msg, data) +
+			       (in->kind == KVMQ_MSG_BYTES ? in->len : 0));
+			pl_rx_done(r);
+			p = m->kind == KVMQ_MSG_BYTES ? m->data :
+			    (uint8_t *)m->gpa;
+			for (j = 0; j < m->len; j++)
+				p[j] ^= XOR_KEY;
+			/* Forward: the same bytes, the same pages. */
+			m->sender = 0;
+			for (j = 0; m->kind != KVMQ_MSG_BYTES && j < m->nr; j++)
+				m->gpas[j] = m->gpa + j * pl_page_size(m->kind);
+			m->gpa = 0;
+			pl_result.bytes += m->len;
+			pl_result.kinds[m->kind]++;
+		}
+		pl_window_send(peers.next, k, i);
+		i += k;
+	}
+	pl_result.messages = n;
+	GUEST_DONE();
+}
+
+/* A release completed: it freed the pages it named (its user_data). */
+static void pl_release_done(void)
+{
+	struct kvmq_cqe c = pl_cq_wait();
+
+	GUEST_ASSERT_EQ(c.res, c.user_data);
+}
+
+static void pl_ring_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
+{
+	uint32_t from;
+	struct kvmq_ring *r = pl_rx(0), *cq = pl_cq();
+	uint64_t i, j, hash = FNV_OFFSET, pages;
+	struct kvmq_msg *m;
+	struct pl_spec s;
+	uint8_t *p;
+
+	xapic_enable();		/* for the arrival interrupt */
+	from = pl_ring_peers().prev;
+	for (i = 0; i < n; i++) {
+		m = pl_rx_wait(r);
+		GUEST_ASSERT_EQ(m->sender, from);
+		pl_spec(i, &s);
+		GUEST_ASSERT_EQ(m->kind, s.kind);
+		GUEST_ASSERT_EQ(m->nr, s.nr);
+		GUEST_ASSERT_EQ(m->len, s.len);
+		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)m->gpa;
+		for (j = 0; j < m->len; j++)
+			hash = (hash ^ p[j]) * FNV_PRIME;
+		/* Give the pages back lazily, with room in the rings. */
+		if (m->kind != KVMQ_MSG_BYTES) {
+			pages = m->nr * pl_page_size(m->kind) / PG;
+			while (pl_sq()->prod - cq->cons >= PL_WINDOW)
+				pl_release_done();
+			pl_post(KVMQ_OP_RELEASE, KVMQ_SQE_LAZY, 0, pages,
+				m->gpa, pages);
+		}
+		pl_rx_done(r);
+		pl_result.bytes += m->len;
+		pl_result.kinds[m->kind]++;
+		pl_result.messages = i + 1;
+	}
+	/* Every page given back before the end. */
+	while (cq->cons != pl_sq()->prod)
+		pl_release_done();
+	pl_result.hash = hash;
+	GUEST_DONE();
+}
+
+static void *const pl_ring_guest[PL_NR_VMS] = {
+	pl_ring_read, pl_ring_decode, pl_ring_play,
+};
+
+/*
+ * Rings for a VM of the pipeline; for decode and play, an arrival
+ * interrupt on queue 0 (an eventfd bound to an MSI with KVM_IRQFD).
+ */
+static void pl_vmm_rings(struct kvmq_peer *p, int role)
+{
+	struct {
+		struct kvm_irq_routing r;
+		struct kvm_irq_routing_entry e[1];
+	} rt = { .r.nr = 1 };
+	struct kvm_irqfd irqfd = { .gsi = PL_GSI };
+	struct kvmq_vm_notify n = { .size = sizeof(n), .queue = 0 };
+
+	kvmq_peer_rings(p, PL_WINDOW * 4, PL_WINDOW * 2, &pl_lay);
+	sync_global_to_guest(p->vm, pl_lay);
+	if (role == PL_READ)
+		return;
+	vm_install_exception_handler(p->vm, PL_VECTOR, pl_irq);
+	virt_pg_map(p->vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
+	rt.e[0].gsi = PL_GSI;
+	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
+	rt.e[0].u.msi.address_lo = 0xfee00000;
+	rt.e[0].u.msi.data = PL_VECTOR;
+	vm_ioctl(p->vm, KVM_SET_GSI_ROUTING, &rt.r);
+	n.fd = irqfd.fd = eventfd(0, 0);
+	TEST_ASSERT(n.fd >= 0, "eventfd");
+	vm_ioctl(p->vm, KVM_IRQFD, &irqfd);
+	TEST_ASSERT(!ioctl(p->vmq, KVMQ_VM_SET_NOTIFY, &n), "notify");
+}
+
 static void *const pl_guest[PL_NR_VMS] = {
 	pl_guest_read, pl_guest_decode, pl_guest_play,
 };
@@ -250,7 +558,8 @@ struct pl_child_report {
 
 /* One VMM process: set up VM @role, wait for "go", run it to the end. */
 static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
-		   uint32_t progress, int ready_fd, int go_fd, int report_fd)
+		   uint32_t progress, bool rings, int ready_fd, int go_fd,
+		   int report_fd)
 {
 	struct pl_peers peers = {
 		.prev = role > PL_READ ? pl_ids[role - 1] : 0,
@@ -262,7 +571,8 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 	struct ucall uc;
 	char c = 'r';
 
-	kvmq_peer_create(&p, dev, group, pl_ids[role], pl_guest[role],
+	kvmq_peer_create(&p, dev, group, pl_ids[role],
+			 rings ? pl_ring_guest[role] : pl_guest[role],
 			 AP_LEN, AP_LEN, DEPTH);
 	vcpu_args_set(p.vcpu, 3, p.msg_gva, p.msg_gpa, nr_msgs);
 	/* Inbound permission, granted by the receiver's VMM. */
@@ -270,6 +580,9 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 		kvmq_grant(p.vmq, 0, peers.prev);
 	TEST_ASSERT(!kvmq_post_err(p.vmq, KVMQ_QUEUE_VCPU(0), &peers,
 				   sizeof(peers)), "post");
+	/* The post waits in the queue and enters the ring with it. */
+	if (rings)
+		pl_vmm_rings(&p, role);
 
 	TEST_ASSERT(write(ready_fd, &c, 1) == 1, "ready");
 	TEST_ASSERT(read(go_fd, &c, 1) == 1, "go");
@@ -295,6 +608,7 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 	rep.vm.messages = pl_result.messages;
 	rep.vm.tlb_flushes = vm_get_stat(p.vm, "remote_tlb_flush_requests");
 	rep.vm.hypercalls = kvmq_vcpu_stat(p.vcpu, "hypercalls");
+	rep.vm.exits = kvmq_vcpu_stat(p.vcpu, "exits");
 	rep.ok = 1;
 	kvmq_peer_destroy(&p);
 	TEST_ASSERT(write(report_fd, &rep, sizeof(rep)) == sizeof(rep),
@@ -302,7 +616,7 @@ static void pl_vmm(int role, int dev, int group, uint32_t nr_msgs,
 	_exit(0);
 }
 
-void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress,
+void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress, bool rings,
 		       struct kvmq_pipeline_report *r)
 {
 	int dev = kvmq_open_dev(), group = kvmq_create_group(dev);
@@ -325,8 +639,8 @@ void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress,
 		pid[i] = fork();
 		TEST_ASSERT(pid[i] >= 0, "fork");
 		if (!pid[i])
-			pl_vmm(i, dev, group, nr_msgs, progress, ready[1],
-			       go[0], report[i][1]);
+			pl_vmm(i, dev, group, nr_msgs, progress, rings,
+			       ready[1], go[0], report[i][1]);
 		close(report[i][1]);
 	}
 	/* Every VM is named and has its grants before any guest runs. */

@@ -18,6 +18,7 @@ struct kvmq_pipeline_vm {
 	uint64_t tlb_flushes;	/* KVM's remote_tlb_flush_requests */
 	uint64_t hypercalls;	/* KVM's hypercalls statistic */
 	uint64_t user_exits;	/* KVM_RUN returns to the VMM */
+	uint64_t exits;		/* VM exits (KVM's statistic) */
 	uint64_t messages;	/* messages the guest handled */
 };
 
@@ -36,9 +37,11 @@ struct kvmq_pipeline_report {
 
 /*
  * Run @nr_msgs messages through the pipeline.  With @progress, print a line
- * every @progress messages.  Returns when all three VMMs have exited.
+ * every @progress messages.  With @rings, the VMs use rings: lazy linked
+ * sends, receive rings, halting receivers woken by interrupts; else the
+ * polled hypercalls.  Returns when all three VMMs have exited.
  */
-void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress,
+void kvmq_pipeline_run(uint32_t nr_msgs, uint32_t progress, bool rings,
 		       struct kvmq_pipeline_report *r);
 
 #endif /* SELFTEST_KVMQ_PIPELINE_H */

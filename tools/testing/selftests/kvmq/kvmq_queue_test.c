@@ -925,7 +925,7 @@ TEST_F_TIMEOUT(pipeline, read_decode_play, 900)
 	struct kvmq_pipeline_report r;
 	int i;
 
-	kvmq_pipeline_run(1000, 0, &r);
+	kvmq_pipeline_run(1000, 0, false, &r);
 	EXPECT_TRUE(r.verified);
 	EXPECT_EQ(1000, r.messages);
 	EXPECT_EQ(r.expect_bytes, r.bytes);
@@ -944,6 +944,30 @@ TEST_F_TIMEOUT(pipeline, read_decode_play, 900)
 	for (i = 0; i < 3; i++)
 		EXPECT_GE(r.page_messages + 32, r.vm[i].tlb_flushes);
 	EXPECT_LE(r.page_messages, r.vm[PL_READ].tlb_flushes);
+	EXPECT_EQ(0, r.pool_pages_after);
+}
+
+/*
+ * The same over rings: lazy linked sends, receive rings, receivers that
+ * halt until an arrival interrupt.  No VM makes a hypercall; the page
+ * moves of a window share an unmap.
+ */
+TEST_F_TIMEOUT(pipeline, read_decode_play_rings, 900)
+{
+	struct kvmq_pipeline_report r;
+	int i;
+
+	kvmq_pipeline_run(500, 0, true, &r);
+	EXPECT_TRUE(r.verified);
+	EXPECT_EQ(500, r.messages);
+	EXPECT_EQ(r.expect_hash, r.hash);
+	EXPECT_EQ(r.expect_pages_moved, r.pages_moved);
+	EXPECT_EQ(r.expect_bytes_copied, r.bytes_copied);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, r.vm[i].hypercalls);
+	/* play's releases, one each; fewer sends than page messages. */
+	EXPECT_LE(r.page_messages, r.unmaps);
+	EXPECT_GT(3 * r.page_messages, r.unmaps);
 	EXPECT_EQ(0, r.pool_pages_after);
 }
 
