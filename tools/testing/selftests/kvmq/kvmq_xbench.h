@@ -14,6 +14,8 @@ struct xb_case {
 	uint64_t size;		/* payload bytes per message */
 	uint64_t n;		/* messages */
 	int lazy;		/* kvmq: lazy bursts of 64, else a doorbell each */
+	int halt;		/* the receiver halts until an interrupt */
+	int touch;		/* both sides touch every byte */
 };
 
 struct xb_result {
