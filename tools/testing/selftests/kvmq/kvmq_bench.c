@@ -114,87 +114,116 @@ static const struct {
 
 static const char *const kname[] = { "", "bytes", "pages", "blocks" };
 
-/* kvmq immediate, kvmq lazy, relay, shmem: in that order per size. */
-#define XB_PER_SIZE	4
+/*
+ * The variants run per size: transport, lazy, halt, touch; and which of
+ * them kvmq's records compare with (the relay and the shared ring with the
+ * same receiver and touch, the shared ring polling when kvmq's receiver
+ * halts: it has no way to wake one).
+ */
+static const struct {
+	int transport, lazy, halt, touch, relay, shmem;
+} xv[] = {
+	{ 0, 0, 0, 0, 2, 3 },	/* kvmq immediate */
+	{ 0, 1, 0, 0, 2, 3 },	/* kvmq lazy */
+	{ 1, 0, 0, 0, -1, -1 },	/* relay */
+	{ 2, 0, 0, 0, -1, -1 },	/* shmem */
+	{ 0, 1, 1, 0, 5, 3 },	/* kvmq lazy, halting receiver */
+	{ 1, 0, 1, 0, -1, -1 },	/* relay, halting receiver */
+	{ 0, 1, 0, 1, 7, 8 },	/* kvmq lazy, every byte touched */
+	{ 1, 0, 0, 1, -1, -1 },	/* relay, every byte touched */
+	{ 2, 0, 0, 1, -1, -1 },	/* shmem, every byte touched */
+};
+
+#define XV	ARRAY_SIZE(xv)
 
 static void xbench(int dev, int group, const char *json)
 {
-	struct xb_result r[ARRAY_SIZE(xsizes)][XB_PER_SIZE];
-	struct xb_case c[ARRAY_SIZE(xsizes)][XB_PER_SIZE];
+	struct xb_result r[ARRAY_SIZE(xsizes)][XV];
+	struct xb_case c[ARRAY_SIZE(xsizes)][XV];
 	unsigned int i, j;
 	FILE *f = NULL;
 
 	for (i = 0; i < ARRAY_SIZE(xsizes); i++) {
-		for (j = 0; j < XB_PER_SIZE; j++) {
+		for (j = 0; j < XV; j++) {
 			c[i][j] = (struct xb_case){
-				.transport = j < 2 ? 0 : j - 1,
+				.transport = xv[j].transport,
 				.kind = xsizes[i].kind,
 				.size = xsizes[i].size,
 				.n = xsizes[i].n,
-				.lazy = j == 1,
+				.lazy = xv[j].lazy,
+				.halt = xv[j].halt,
+				.touch = xv[j].touch,
 			};
 			xbench_run(dev, group, &c[i][j], &r[i][j]);
 		}
 	}
 
-	printf("\n%-9s %-7s %-10s %6s %11s %11s %8s %8s %8s %9s %7s %7s %7s\n",
-	       "transport", "kind", "policy", "msgs", "msgs/s", "MB/s",
-	       "ex/msg S", "ex/msg R", "user/msg", "fl/page", "copy/B",
-	       "x relay", "x shmem");
+	printf("\n%-9s %-7s %-10s %-5s %-5s %6s %10s %10s %8s %8s %8s %9s %6s %7s %7s\n",
+	       "transport", "kind", "policy", "recv", "touch", "msgs",
+	       "msgs/s", "MB/s", "ex/msg S", "ex/msg R", "user/msg",
+	       "fl/page", "copy/B", "x relay", "x shmem");
 	if (json) {
 		f = fopen(json, "w");
 		TEST_ASSERT(f, "cannot write %s", json);
 		fprintf(f, "{\n  \"results\": [\n");
 	}
 	for (i = 0; i < ARRAY_SIZE(xsizes); i++) {
-		for (j = 0; j < XB_PER_SIZE; j++) {
+		for (j = 0; j < XV; j++) {
 			const struct xb_case *cc = &c[i][j];
 			const struct xb_result *rr = &r[i][j];
-			const char *policy = j == 0 ? "immediate" :
-					     j == 1 ? "lazy" : "-";
-			double rel = rr->msgs_per_s / r[i][2].msgs_per_s;
-			double shm = rr->msgs_per_s / r[i][3].msgs_per_s;
+			const char *policy = cc->transport ? "-" :
+					     cc->lazy ? "lazy" : "immediate";
+			const char *recv = cc->halt ? "halt" : "poll";
+			const char *touch = cc->touch ? "all" : "word";
+			bool kv = xv[j].relay >= 0;
+			double rel = kv ? rr->msgs_per_s /
+				     r[i][xv[j].relay].msgs_per_s : 0;
+			double shm = kv ? rr->msgs_per_s /
+				     r[i][xv[j].shmem].msgs_per_s : 0;
 
-			printf("%-9s %-7s %-10s %6lu %11.0f %11.2f %8.3f %8.3f %8.3f %9.4f %7.2f",
+			printf("%-9s %-7s %-10s %-5s %-5s %6lu %10.0f %10.2f %8.3f %8.3f %8.3f %9.4f %6.2f",
 			       xbench_transport(cc->transport), kname[cc->kind],
-			       policy, cc->n, rr->msgs_per_s,
+			       policy, recv, touch, cc->n, rr->msgs_per_s,
 			       rr->bytes_per_s / 1e6,
 			       rr->sender_exits_per_msg,
 			       rr->receiver_exits_per_msg,
 			       rr->user_exits_per_msg, rr->flushes_per_page,
 			       rr->copied_per_byte);
-			if (j < 2)
+			if (kv)
 				printf(" %7.2f %7.2f", rel, shm);
 			printf("\n");
 			if (!f)
 				continue;
 			fprintf(f, "    {\"transport\": \"%s\", \"kind\": \"%s\", \"size\": %lu, "
-				"\"policy\": \"%s\", \"receiver\": \"poll\", \"messages\": %lu, "
+				"\"policy\": \"%s\", \"receiver\": \"%s\", \"touch\": \"%s\", "
+				"\"messages\": %lu, "
 				"\"msgs_per_s\": %.1f, \"bytes_per_s\": %.1f, "
 				"\"exits_per_msg\": %.4f, \"sender_exits_per_msg\": %.4f, "
 				"\"receiver_exits_per_msg\": %.4f, \"user_exits_per_msg\": %.4f, "
 				"\"flushes_per_page\": %.5f, \"copied_per_byte\": %.3f",
 				xbench_transport(cc->transport), kname[cc->kind],
-				cc->size, policy, cc->n, rr->msgs_per_s,
-				rr->bytes_per_s,
+				cc->size, policy, recv, touch, cc->n,
+				rr->msgs_per_s, rr->bytes_per_s,
 				rr->sender_exits_per_msg +
 				rr->receiver_exits_per_msg,
 				rr->sender_exits_per_msg,
 				rr->receiver_exits_per_msg,
 				rr->user_exits_per_msg, rr->flushes_per_page,
 				rr->copied_per_byte);
-			if (j < 2)
+			if (kv)
 				fprintf(f, ", \"ratio_relay\": %.3f, \"ratio_shmem\": %.3f",
 					rel, shm);
 			fprintf(f, "}%s\n",
 				i == ARRAY_SIZE(xsizes) - 1 &&
-				j == XB_PER_SIZE - 1 ? "" : ",");
+				j == XV - 1 ? "" : ",");
 		}
 	}
 	printf("\nex/msg: VM exits per message, sender (S) and receiver (R), from KVM's\n"
 	       "statistics; user/msg: exits to the VMM per message; fl/page: the\n"
 	       "sender's TLB flushes per page moved; copy/B: bytes copied per byte\n"
-	       "delivered; x relay, x shmem: kvmq's messages/s over theirs (same run).\n");
+	       "delivered; x relay, x shmem: kvmq's messages/s over theirs (same run,\n"
+	       "same receiver and touch; a halting kvmq receiver against the polling\n"
+	       "shared ring, which cannot wake one).\n");
 	if (f) {
 		fprintf(f, "  ]\n}\n");
 		fclose(f);

@@ -17,8 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/eventfd.h>
+
 #include "kvm_util.h"
 #include "processor.h"
+#include "apic.h"
 #include "kvmq_util.h"
 #include "kvmq_xbench.h"
 
@@ -36,6 +39,8 @@
 #define XR_SLOTS	16
 #define XR_HDR		4096
 #define RELAY_PORT	0xe0
+#define VECTOR		0x40
+#define GSI		5
 #define BURST		64
 #define MSG_SZ		sizeof(struct kvmq_msg)
 
@@ -44,7 +49,7 @@ static const char *const tname[] = { "kvmq", "relay", "shmem" };
 
 /* What the guests need to know; copied into both (@lay: each its own). */
 static struct xb_params {
-	uint64_t transport, kind, size, n, lazy;
+	uint64_t transport, kind, size, n, lazy, halt, touch;
 } xp;
 static struct kvmq_vm_rings lay;
 
@@ -53,7 +58,8 @@ struct xring {
 	uint32_t prod;
 	uint32_t pad0[15];
 	uint32_t cons;
-	uint32_t pad1[15];
+	uint32_t wake;		/* the receiver halts: signal it */
+	uint32_t pad1[14];
 };
 
 static uint64_t unit(void)
@@ -116,6 +122,24 @@ static void x_prefault(bool sender)
 		*(volatile uint64_t *)(XR_GPA + j) = 0;
 }
 
+/* Touch lane: the sender writes every byte of message @i when it sends. */
+static void x_fill(uint64_t i)
+{
+	struct kvmq_msg *m = (void *)(DATA_GPA + i * MSG_SZ);
+	uint64_t j, base;
+
+	if (!xp.touch)
+		return;
+	if (xp.transport != T_KVMQ)
+		base = DATA_GPA + i * xp.size;
+	else if (xp.kind == KVMQ_MSG_BYTES)
+		base = (uint64_t)m->data;
+	else
+		base = AP + i * xp.size;
+	for (j = 0; j < xp.size; j += 8)
+		*(volatile uint64_t *)(base + j) = i + j;
+}
+
 static void x_send_kvmq(void)
 {
 	struct kvmq_ring *sq = (void *)(RINGS + lay.vcpu_offset);
@@ -129,6 +153,13 @@ static void x_send_kvmq(void)
 		burst = xp.lazy ? BURST : 1;
 		if (burst > xp.n - i)
 			burst = xp.n - i;
+		/*
+		 * Write a burst's payloads before posting any of it: a fault
+		 * while writing is a natural exit, which would run a smaller
+		 * batch of what is posted so far.
+		 */
+		for (k = 0; k < burst; k++)
+			x_fill(i + k);
 		for (k = 0; k < burst; k++) {
 			e = ring_entry(sq, sq->prod, sizeof(*e));
 			memset(e, 0, sizeof(*e));
@@ -165,6 +196,7 @@ static void x_send_shmem(void)
 		while (r->prod - __atomic_load_n(&r->cons, __ATOMIC_ACQUIRE) >=
 		       XR_SLOTS)
 			cpu_relax();
+		x_fill(i);
 		memcpy((void *)(XR_GPA + XR_HDR + (r->prod % XR_SLOTS) * xp.size),
 		       (void *)(DATA_GPA + i * xp.size), xp.size);
 		__atomic_store_n(&r->prod, r->prod + 1, __ATOMIC_RELEASE);
@@ -183,9 +215,11 @@ static void x_sender(void)
 		x_send_kvmq();
 		break;
 	case T_RELAY:
-		for (i = 0; i < xp.n; i++)
+		for (i = 0; i < xp.n; i++) {
+			x_fill(i);
 			asm volatile("outl %0, %w1" : : "a"((uint32_t)i),
 				     "Nd"(RELAY_PORT) : "memory");
+		}
 		break;
 	case T_SHMEM:
 		x_send_shmem();
@@ -195,14 +229,41 @@ static void x_sender(void)
 	GUEST_DONE();
 }
 
-/* Guest, receiver: read one word per 4 KiB of each message. */
+/*
+ * Guest, receiver: read one word per 4 KiB of each message, or every word
+ * in the touch lane.
+ */
 static uint64_t x_touch(uint64_t addr, uint64_t len)
 {
-	uint64_t j, sum = 0;
+	uint64_t j, sum = 0, step = xp.touch ? 8 : PG;
 
-	for (j = 0; j < len; j += PG)
+	for (j = 0; j < len; j += step)
 		sum += *(volatile uint64_t *)(addr + j);
 	return sum;
+}
+
+static void x_irq(struct ex_regs *regs)
+{
+	xapic_write_reg(APIC_EOI, 0);
+}
+
+/*
+ * Wait until *@prod moves past @cons: spin, or halt with *@wake set (the
+ * full barrier orders the flag before the last look at *@prod).
+ */
+static void x_wait(uint32_t *prod, uint32_t cons, uint32_t *wake)
+{
+	while (__atomic_load_n(prod, __ATOMIC_ACQUIRE) == cons) {
+		if (!xp.halt) {
+			cpu_relax();
+			continue;
+		}
+		*wake = 1;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (__atomic_load_n(prod, __ATOMIC_ACQUIRE) == cons)
+			asm volatile("sti; hlt; cli" ::: "memory");
+		*wake = 0;
+	}
 }
 
 static void x_receiver(void)
@@ -212,24 +273,24 @@ static void x_receiver(void)
 	uint64_t i, sum = 0;
 	struct kvmq_msg *m;
 
+	if (xp.halt)
+		xapic_enable();
 	x_prefault(false);
 	GUEST_SYNC(1);
 	for (i = 0; i < xp.n; i++) {
 		if (xp.transport == T_KVMQ) {
-			while (__atomic_load_n(&rx->prod, __ATOMIC_ACQUIRE) ==
-			       rx->cons)
-				cpu_relax();
+			x_wait(&rx->prod, rx->cons, &rx->flags);
 			m = ring_entry(rx, rx->cons, MSG_SZ);
 			GUEST_ASSERT_EQ(m->sender, 1);
 			GUEST_ASSERT_EQ(m->len, xp.size);
-			sum += m->kind == KVMQ_MSG_BYTES ? m->data[0] :
+			sum += m->kind == KVMQ_MSG_BYTES ?
+			       x_touch((uint64_t)m->data, m->len) :
 			       x_touch(m->gpa, m->len);
 			__atomic_store_n(&rx->cons, rx->cons + 1,
 					 __ATOMIC_RELEASE);
 			continue;
 		}
-		while (__atomic_load_n(&r->prod, __ATOMIC_ACQUIRE) == r->cons)
-			cpu_relax();
+		x_wait(&r->prod, r->cons, &r->wake);
 		sum += x_touch(XR_GPA + XR_HDR + (r->cons % XR_SLOTS) * xp.size,
 			       xp.size);
 		__atomic_store_n(&r->cons, r->cons + 1, __ATOMIC_RELEASE);
@@ -245,6 +306,7 @@ struct xvm {
 	uint64_t user_exits;	/* returns of KVM_RUN while timed */
 	void *peer_ring;	/* relay: the receiver's ring, in this VMM */
 	void *data;		/* relay: the sender's payloads */
+	int peer_efd;		/* relay: the receiver's interrupt, or -1 */
 };
 
 static void x_relay(struct xvm *x, uint32_t i)
@@ -257,6 +319,32 @@ static void x_relay(struct xvm *x, uint32_t i)
 	memcpy((char *)r + XR_HDR + (r->prod % XR_SLOTS) * xp.size,
 	       (char *)x->data + i * xp.size, xp.size);
 	__atomic_store_n(&r->prod, r->prod + 1, __ATOMIC_RELEASE);
+	/* Pairs with the receiver's fence between @wake and @prod. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (x->peer_efd >= 0 && __atomic_load_n(&r->wake, __ATOMIC_RELAXED))
+		TEST_ASSERT(eventfd_write(x->peer_efd, 1) == 0, "eventfd");
+}
+
+/* An interrupt for @vm's vCPU 0 on every write of a new eventfd. */
+static int x_irqfd(struct kvm_vm *vm)
+{
+	struct {
+		struct kvm_irq_routing r;
+		struct kvm_irq_routing_entry e[1];
+	} rt = { .r.nr = 1 };
+	struct kvm_irqfd irqfd = { .gsi = GSI };
+
+	vm_install_exception_handler(vm, VECTOR, x_irq);
+	virt_pg_map(vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
+	rt.e[0].gsi = GSI;
+	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
+	rt.e[0].u.msi.address_lo = 0xfee00000;
+	rt.e[0].u.msi.data = VECTOR;
+	vm_ioctl(vm, KVM_SET_GSI_ROUTING, &rt.r);
+	irqfd.fd = eventfd(0, 0);
+	TEST_ASSERT(irqfd.fd >= 0, "eventfd");
+	vm_ioctl(vm, KVM_IRQFD, &irqfd);
+	return irqfd.fd;
 }
 
 static void *x_thread(void *arg)
@@ -332,11 +420,13 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 	uint64_t ea, eb, flushes, moved, copied;
 	pthread_barrier_t go;
 	pthread_t ta, tb;
-	int memfd = -1, sa, sb;
+	int memfd = -1, efd = -1, sa, sb;
 	double t;
 
 	xp = (struct xb_params){ c->transport, c->kind, c->size, c->n,
-				 c->lazy };
+				 c->lazy, c->halt, c->touch };
+	xa.peer_efd = -1;
+	xb.peer_efd = -1;
 	pthread_barrier_init(&go, NULL, 3);
 	xa.go = xb.go = &go;
 	kvmq_peer_create(&xa.p, dev, group, 1, x_sender, AP_LEN, AP_LEN,
@@ -351,6 +441,16 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 		sync_global_to_guest(xa.p.vm, lay);
 		kvmq_peer_rings(&xb.p, KVMQ_RING_ENTRIES_MAX, 4, &lay);
 		sync_global_to_guest(xb.p.vm, lay);
+		if (c->halt) {
+			struct kvmq_vm_notify nt = {
+				.size = sizeof(nt), .queue = 0,
+				.fd = x_irqfd(xb.p.vm),
+			};
+
+			TEST_ASSERT(!ioctl(xb.p.vmq, KVMQ_VM_SET_NOTIFY, &nt),
+				    "notify");
+			efd = nt.fd;
+		}
 	} else if (c->transport == T_SHMEM) {
 		memfd = memfd_create("xring", 0);
 		TEST_ASSERT(memfd >= 0 && !ftruncate(memfd, XR_LEN), "memfd");
@@ -360,6 +460,10 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 		x_map(xb.p.vm, XR_GPA, XR_LEN, XR_SLOT, -1);
 		xa.peer_ring = addr_gpa2hva(xb.p.vm, XR_GPA);
 		xa.data = addr_gpa2hva(xa.p.vm, DATA_GPA);
+		if (c->halt) {
+			efd = x_irqfd(xb.p.vm);
+			xa.peer_efd = efd;
+		}
 	}
 	sync_global_to_guest(xa.p.vm, xp);
 	sync_global_to_guest(xb.p.vm, xp);
@@ -408,6 +512,8 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 	kvmq_peer_destroy(&xb.p);
 	if (memfd >= 0)
 		close(memfd);
+	if (efd >= 0)
+		close(efd);
 	pthread_barrier_destroy(&go);
 }
 
