@@ -184,6 +184,7 @@ struct kvmq_queues {
  * @vm: the VM, for the lazy batch's task_work
  * @work: the lazy batch, queued on the vCPU's thread
  * @flags: KVMQ_VR_WORK_QUEUED while @work is queued
+ * @timer: the lazy delay timer (KVMQ_VM_SET_RINGS' lazy_delay_us)
  * @link: the last entry consumed carried KVMQ_SQE_LINK: the next one
  *	depends on it
  * @last_res: the result of the last entry that completed
@@ -202,6 +203,7 @@ struct kvmq_vcpu_rings {
 	struct kvmq_vm *vm;
 	struct callback_head work;
 	unsigned long flags;
+	struct hrtimer timer;
 	bool link;
 	long last_res;
 };
@@ -216,6 +218,7 @@ struct kvmq_vcpu_rings {
  * @rx_entries: entries of each receive ring
  * @rx_stride: bytes from one receive ring to the next
  * @sq_entries: entries of each submission and completion ring
+ * @lazy_delay_ns: period of the lazy delay timers, 0 for none
  * @nr_vcpus: vCPUs with rings (vcpu_id below this)
  * @vcpu: the vCPUs' rings
  *
@@ -228,6 +231,7 @@ struct kvmq_rings {
 	u32 rx_entries;
 	u32 rx_stride;
 	u32 sq_entries;
+	u64 lazy_delay_ns;
 	u32 nr_vcpus;
 	struct kvmq_vcpu_rings vcpu[] __counted_by(nr_vcpus);
 };
@@ -251,6 +255,7 @@ struct kvmq_vm_counters {
 	atomic64_t notified;
 	atomic64_t suppressed;
 	atomic64_t room_notified;
+	atomic64_t lazy_kicks;
 };
 
 /**
@@ -419,6 +424,8 @@ void kvmq_notify_destroy(struct kvmq_vm *vm);
 /* lazy.c */
 int kvmq_lazy_get(void);
 void kvmq_lazy_put(void);
+void kvmq_lazy_timers_start(struct kvmq_rings *r);
+void kvmq_lazy_timers_stop(struct kvmq_rings *r);
 void kvmq_kmsg_free(struct kvmq_kmsg *msg);
 int kvmq_enqueue_check(struct kvmq_vm *to, struct kvmq_queue *q,
 		       const struct kvmq_kmsg *msg);

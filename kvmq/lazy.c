@@ -17,6 +17,7 @@
  * vCPU exits anyway: a lazy entry runs within one tick of the guest
  * writing it, at no cost in exits.
  */
+#include <linux/hrtimer.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/task_work.h>
@@ -93,6 +94,58 @@ static void kvmq_exit_probe(void *data, struct kvm_vcpu *vcpu, u32 isa)
 		clear_bit(KVMQ_VR_WORK_QUEUED, &vr->flags);
 		kvmq_vm_put_peer(vm);	/* never frees here */
 	}
+}
+
+/*
+ * The lazy delay timer of a vCPU (lazy_delay_us): every period, if a lazy
+ * entry waits at the head of the vCPU's submission ring, make the vCPU
+ * exit; the kvm_exit probe then does the rest.  It reads the ring as the
+ * probe does; a stale count only costs a needless exit, or a period.  An
+ * idle ring costs no exit: the timer kicks only when an entry waits.
+ */
+static enum hrtimer_restart kvmq_lazy_timer(struct hrtimer *t)
+{
+	struct kvmq_vcpu_rings *vr = container_of(t, struct kvmq_vcpu_rings,
+						  timer);
+	struct kvmq_vm *vm = vr->vm;
+	struct kvmq_rings *r = kvmq_vm_rings(vm);
+	const struct kvmq_sqe *sqe;
+	struct kvm_vcpu *vcpu;
+	u32 cons = READ_ONCE(vr->sq_cons);
+
+	if (READ_ONCE(vr->sq->prod) != cons) {
+		sqe = kvmq_sq_entry(vr, r->sq_entries, cons);
+		vcpu = kvm_get_vcpu_by_id(vm->kvm, vr - r->vcpu);
+		if (READ_ONCE(sqe->flags) & KVMQ_SQE_LAZY && vcpu) {
+			kvm_vcpu_kick(vcpu);
+			atomic64_inc(&vm->stats.lazy_kicks);
+		}
+	}
+	hrtimer_forward_now(t, ns_to_ktime(r->lazy_delay_ns));
+	return HRTIMER_RESTART;
+}
+
+/* Start the lazy delay timers of the rings' vCPUs, if they have one. */
+void kvmq_lazy_timers_start(struct kvmq_rings *r)
+{
+	u32 i;
+
+	for (i = 0; r->lazy_delay_ns && i < r->nr_vcpus; i++) {
+		hrtimer_init(&r->vcpu[i].timer, CLOCK_MONOTONIC,
+			     HRTIMER_MODE_REL);
+		r->vcpu[i].timer.function = kvmq_lazy_timer;
+		hrtimer_start(&r->vcpu[i].timer,
+			      ns_to_ktime(r->lazy_delay_ns), HRTIMER_MODE_REL);
+	}
+}
+
+/* Stop them, before the rings and the VM go; process context. */
+void kvmq_lazy_timers_stop(struct kvmq_rings *r)
+{
+	u32 i;
+
+	for (i = 0; r->lazy_delay_ns && i < r->nr_vcpus; i++)
+		hrtimer_cancel(&r->vcpu[i].timer);
 }
 
 /**

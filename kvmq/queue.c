@@ -371,8 +371,10 @@ long kvmq_vm_set_rings(void *priv, void *arg)
 	int ret;
 
 	if (cfg->length || cfg->rx_stride || cfg->vcpu_offset ||
-	    cfg->vcpu_stride || cfg->cq_offset || cfg->__reserved[0] ||
-	    cfg->__reserved[1])
+	    cfg->vcpu_stride || cfg->cq_offset || cfg->__reserved ||
+	    (cfg->lazy_delay_us &&
+	     (cfg->lazy_delay_us < KVMQ_LAZY_DELAY_MIN ||
+	      cfg->lazy_delay_us > KVMQ_LAZY_DELAY_MAX)))
 		return -EINVAL;
 	if (!qs)
 		return -ENODEV;
@@ -402,6 +404,7 @@ long kvmq_vm_set_rings(void *priv, void *arg)
 		atomic_add(q->len, &qs->rx_backlog);
 		kvmq_rx_fill_locked(vm, qs, q);
 	}
+	kvmq_lazy_timers_start(r);
 	return 0;
 }
 

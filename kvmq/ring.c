@@ -49,7 +49,8 @@ static void kvmq_rings_build_check(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, vcpu_offset) != 28);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, vcpu_stride) != 32);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, cq_offset) != 36);
-	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, __reserved) != 40);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, lazy_delay_us) != 40);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_rings, __reserved) != 44);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_rings) != 48);
 	BUILD_BUG_ON(KVMQ_RINGS_MAX > U32_MAX);
 }
@@ -127,6 +128,7 @@ struct kvmq_rings *kvmq_rings_create(struct kvmq_vm *vm,
 	for (i = 0; i < nr_queues; i++)
 		kvmq_ring_at(r, i * rx_stride, cfg->rx_entries);
 	r->sq_entries = cfg->sq_entries;
+	r->lazy_delay_ns = (u64)cfg->lazy_delay_us * NSEC_PER_USEC;
 	for (i = 0; i < nr_vcpus; i++) {
 		u64 off = vcpu_offset + i * vcpu_stride;
 

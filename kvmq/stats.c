@@ -44,7 +44,8 @@ static void kvmq_stats_build_check(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_stats, notified) != 120);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_stats, suppressed) != 128);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_stats, room_notified) != 136);
-	BUILD_BUG_ON(sizeof(struct kvmq_vm_stats) != 144);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_stats, lazy_kicks) != 144);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_stats) != 152);
 	BUILD_BUG_ON(KVMQ_MSG_BYTES != 1 || KVMQ_MSG_BLOCKS != 3);
 }
 
@@ -70,6 +71,7 @@ long kvmq_vm_get_stats(void *priv, void *arg)
 	st->notified = atomic64_read(&c->notified);
 	st->suppressed = atomic64_read(&c->suppressed);
 	st->room_notified = atomic64_read(&c->room_notified);
+	st->lazy_kicks = atomic64_read(&c->lazy_kicks);
 	return 0;
 }
 

@@ -174,6 +174,7 @@ static void kvmq_vm_free(struct kref *ref)
 
 	kvmq_queues_destroy(vm);
 	if (vm->rings) {
+		kvmq_lazy_timers_stop(vm->rings);
 		/* The kvm_exit probe may still read them, under RCU. */
 		synchronize_rcu();
 		kvmq_rings_free(vm->rings);

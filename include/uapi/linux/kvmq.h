@@ -402,6 +402,11 @@ struct kvmq_vm_post {
  * @vcpu_stride: output: bytes from the rings of one vCPU to the next
  * @cq_offset: output: offset of a vCPU's completion ring from its
  *	submission ring
+ * @lazy_delay_us: 0, or the longest a KVMQ_SQE_LAZY entry may wait for
+ *	its vCPU's next natural exit, in microseconds (KVMQ_LAZY_DELAY_MIN
+ *	to KVMQ_LAZY_DELAY_MAX): a timer then checks each vCPU's ring every
+ *	@lazy_delay_us and makes the vCPU exit if a lazy entry waits.  With
+ *	0, the bound is the host's timer tick, at no cost in exits.
  * @__reserved: must be 0
  *
  * Issued on the per-VM kvmq file, after KVMQ_VM_SET_QUEUES, once per
@@ -418,7 +423,7 @@ struct kvmq_vm_post {
  *
  *  ======= ================================================================
  *  EINVAL  an entry count is not a power of 2 or out of range, an output
- *          field or @__reserved is not 0
+ *          field or @__reserved is not 0, @lazy_delay_us out of range
  *  ENODEV  the VM has no queues
  *  E2BIG   the area would be larger than KVMQ_RINGS_MAX
  *  EBUSY   the VM already has rings
@@ -438,10 +443,13 @@ struct kvmq_vm_rings {
 	__u32 vcpu_offset;
 	__u32 vcpu_stride;
 	__u32 cq_offset;
-	__u32 __reserved[2];
+	__u32 lazy_delay_us;
+	__u32 __reserved;
 };
 
 #define KVMQ_RING_ENTRIES_MAX	4096
+#define KVMQ_LAZY_DELAY_MIN	10
+#define KVMQ_LAZY_DELAY_MAX	1000000
 #define KVMQ_RINGS_MAX		(64ULL << 20)
 #define KVMQ_RINGS_MMAP_OFFSET	(1ULL << 40)
 
@@ -510,6 +518,7 @@ struct kvmq_vm_notify {
  * @notified: output: arrival eventfd signals
  * @suppressed: output: arrivals not signalled, the guest was polling
  * @room_notified: output: room eventfd signals
+ * @lazy_kicks: output: exits the lazy delay timer caused (lazy_delay_us)
  *
  * Issued on the per-VM kvmq file.  Reads the VM's counters, which start at
  * 0 when the VM is attached.
@@ -530,6 +539,7 @@ struct kvmq_vm_stats {
 	__aligned_u64 notified;
 	__aligned_u64 suppressed;
 	__aligned_u64 room_notified;
+	__aligned_u64 lazy_kicks;
 };
 
 #define KVMQ_VM_GET_STATS	_IO(KVMQ_TYPE, 0x1b)
