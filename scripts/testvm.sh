@@ -14,7 +14,10 @@
 # O/E.  The caller's KVMQ_* variables are passed to the command; in the VM
 # KVMQ_OUT is the result dir and KVMQ_NPT the lane.
 # Environment: KVMQ_CPU (QEMU -cpu), KVMQ_MEM (-m, default 4G), KVMQ_APPEND
-# (extra kernel parameters), KVMQ_DMESG_ALLOW (regex of dmesg lines to ignore).
+# (extra kernel parameters), KVMQ_DMESG_ALLOW (regex of dmesg lines to ignore),
+# KVMQ_KERNEL (boot this kernel image instead of Debian's $KVER: one with 9p,
+# overlay and KVM built in, as scripts/debug-kernel.sh builds; its initramfs
+# has no modules, and kvm_amd.npt= and pci=noacpi go on its command line).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source-path=SCRIPTDIR source=kvmq-env.sh
@@ -41,9 +44,13 @@ case "$out" in *[[:space:]]*) echo "testvm: --out must not contain spaces" >&2; 
 rm -f "$out"/{console.log,dmesg.txt,tainted,npt}
 
 # Rebuild the initramfs when its sources changed.
-initrd=$KVMQ_CACHE/initramfs-$KVER.cpio.gz
+kernel=$IMGDIR/boot/vmlinuz-$KVER initrd=$KVMQ_CACHE/initramfs-$KVER.cpio.gz mkopt=()
+if [ -n "${KVMQ_KERNEL:-}" ]; then
+	[ -e "$KVMQ_KERNEL" ] || { echo "testvm: KVMQ_KERNEL=$KVMQ_KERNEL does not exist" >&2; exit 2; }
+	kernel=$KVMQ_KERNEL initrd=$KVMQ_CACHE/initramfs-builtin.cpio.gz mkopt=(--no-modules)
+fi
 if [ ! -e "$initrd" ] || [ "$here/mkinitramfs.sh" -nt "$initrd" ] || [ "$here/vm-init.sh" -nt "$initrd" ]; then
-	"$here/mkinitramfs.sh" "$initrd"
+	"$here/mkinitramfs.sh" "${mkopt[@]}" "$initrd"
 fi
 
 # The command line only carries a path; cwd, arguments and the caller's
@@ -65,13 +72,17 @@ chmod +x "$out/run.sh"
 # No NIC: nothing needs a network, and it spares loading the iPXE ROM.
 cpu=${KVMQ_CPU:-EPYC-Rome,+svm,+npt}
 append="console=ttyS0 loglevel=5 log_buf_len=4M panic_on_warn=1 panic=-1 oops=panic"
-append+=" kvmq.npt=$npt kvmq.run=$out/run.sh kvmq.out=$out ${KVMQ_APPEND:-}"
+append+=" kvmq.npt=$npt kvmq.run=$out/run.sh kvmq.out=$out"
+# A debug kernel runs the AML loop of the machine's _PRT so slowly that ACPI
+# aborts it after 30 s, once per virtio device: PCI routing without ACPI.
+if [ -n "${KVMQ_KERNEL:-}" ]; then append+=" kvm_amd.npt=$npt pci=noacpi"; fi
+append+=" ${KVMQ_APPEND:-}"
 start=$(date +%s)
 set +e
 # --foreground: QEMU stays in our process group, so Ctrl-C reaches it.
 timeout --foreground -k 10 "$tmo" qemu-system-x86_64 -accel tcg,thread=single -cpu "$cpu" \
 	-m "${KVMQ_MEM:-4G}" -smp 2 -nographic -no-reboot -nic none \
-	-kernel "$IMGDIR/boot/vmlinuz-$KVER" -initrd "$initrd" -append "$append" \
+	-kernel "$kernel" -initrd "$initrd" -append "$append" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 	-virtfs "local,path=$out,mount_tag=out,security_model=passthrough" \
 	</dev/null 2>&1 | grep --line-buffered -v "TCG doesn't support requested feature" |

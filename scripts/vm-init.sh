@@ -46,7 +46,8 @@ die() {
 	finish 255
 }
 
-# Modules in dependency order (see /modules.order); kvm_amd gets npt=.
+# Modules in dependency order (see /modules.order); kvm_amd gets npt=.  A
+# kernel with them built in has none: kvm_amd.npt= is on its command line.
 while read -r m; do
 	args=
 	[ "$m" = kvm_amd ] && args="npt=$npt"
