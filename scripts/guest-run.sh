@@ -7,8 +7,12 @@
 # "Bail out!" = fail.  A test also fails once if it exits non-zero (4 =
 # KSFT_SKIP = skipped) without a "not ok" line, crashes, times out, reports
 # fewer results than its plan, reports nothing, or leaves BUG/WARNING/Oops/
-# KFENCE lines in the kernel log.  Finally rmmods the module and prints
+# KFENCE/ODEBUG/lockdep/... lines in the kernel log.  Finally rmmods the
+# module and prints
 #   kvmq-lane: N passed, N failed, N skipped
+# On a debug kernel (scripts/debug-kernel.sh) also fails when lockdep is off
+# before the first test or after the last, or when kmemleak, scanning after
+# the rmmod, finds a leak that the scan before the insmod had not found.
 # Exit status 0 iff nothing failed.
 # Environment: KVMQ_KO=KO_PATH is exported to the tests;
 #   KVMQ_TEST_TIMEOUT  seconds per test (default 600)
@@ -24,6 +28,9 @@ mod=${mod//-/_}
 tmo=${KVMQ_TEST_TIMEOUT:-600}
 pass=0 fail=0 skip=0
 bad='BUG:|WARNING:|Oops|KFENCE:|general protection fault|Call Trace'
+bad+='|ODEBUG|INFO: |lock debugging|lockdep is turned off|suspected memory leak'
+bad+='|unreferenced object|leak detector disabled|kmemleak: Cannot|Memory pool empty'
+kmemleak=/sys/kernel/debug/kmemleak
 
 lane() {
 	echo "kvmq-lane: $pass passed, $fail failed, $skip skipped"
@@ -35,6 +42,24 @@ failed() { echo "guest-run: FAIL: $*"; fail=$((fail + 1)); }
 # Kernel log lines after the marker $1 (written to /dev/kmsg) that look bad.
 mark() { echo "<6>kvmq-guest-run: $1" >/dev/kmsg; }  # KERN_INFO: not on console
 log_since() { dmesg | sed -n "/kvmq-guest-run: $1\$/,\$p" | grep -E "$bad" || true; }
+# Lockdep (debug kernels) stops at its first report, or on a taint.
+lockdep_on() {
+	[ -e /proc/lockdep_stats ] || return 0
+	grep -Eq '^ *debug_locks: +1$' /proc/lockdep_stats ||
+		failed "lockdep is off ($1): $(grep debug_locks /proc/lockdep_stats)"
+}
+# kmemleak (debug kernels): suspects are only reported for objects older than
+# 5 s, so wait that long first.  "clear" forgets the current suspects.
+leak_scan() {
+	sleep 6
+	echo scan >"$kmemleak"
+}
+
+if [ -w "$kmemleak" ]; then
+	leak_scan
+	echo clear >"$kmemleak"
+fi
+lockdep_on "before the tests"
 
 if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
 	if [ ! -f "$ko" ]; then
@@ -101,5 +126,13 @@ if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
 	rmmod "$mod" || failed "rmmod $mod failed"
 	hits=$(log_since "rmmod $mod")
 	[ -z "$hits" ] || { failed "kernel log after rmmod:"; echo "$hits"; }
+fi
+lockdep_on "after the tests"
+if [ -w "$kmemleak" ]; then
+	start=$(date +%s)
+	leak_scan
+	leaks=$(cat "$kmemleak")
+	echo "guest-run: kmemleak scan: $(($(date +%s) - start)) s"
+	[ -z "$leaks" ] || { failed "kmemleak found leaks:"; echo "$leaks"; }
 fi
 lane

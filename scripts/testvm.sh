@@ -10,9 +10,10 @@
 # The VM sees the build machine's root (read-only, overlaid with a RAM tmpfs),
 # so paths and binaries are the same; the command runs as root in the
 # caller's cwd.  Exit status: the command's, or 1 if the VM timed out,
-# panicked, logged a BUG/WARNING/Oops/KFENCE/..., or got a taint other than
-# O/E.  The caller's KVMQ_* variables are passed to the command; in the VM
-# KVMQ_OUT is the result dir and KVMQ_NPT the lane.
+# panicked, logged a BUG/WARNING/Oops/KFENCE/ODEBUG/lockdep/kmemleak/...
+# report, or got a taint other than O/E.  The caller's KVMQ_* variables are
+# passed to the command; in the VM KVMQ_OUT is the result dir and KVMQ_NPT
+# the lane.
 # Environment: KVMQ_CPU (QEMU -cpu), KVMQ_MEM (-m, default 4G), KVMQ_APPEND
 # (extra kernel parameters), KVMQ_DMESG_ALLOW (regex of dmesg lines to ignore),
 # KVMQ_KERNEL (boot this kernel image instead of Debian's $KVER: one with 9p,
@@ -104,7 +105,12 @@ npt_now=$(cat "$out/npt" 2>/dev/null ||
 	tr -d '\r' <"$out/console.log" | sed -n 's/^kvmq-init: .*kvm_amd npt=//p' | tail -n1)
 echo "testvm: kvm_amd npt in effect: ${npt_now:-unknown}"
 
+# Debug kernels add reports of their own, most with a BUG:/WARNING: line or a
+# Call Trace, but not all: ODEBUG, "INFO: " (lockdep, hung tasks, RCU
+# stalls), lockdep or kmemleak switching themselves off, kmemleak's leaks.
 pat='BUG:|WARNING:|Oops|KFENCE:|general protection fault|Kernel panic|Call Trace'
+pat+='|ODEBUG|INFO: |lock debugging|lockdep is turned off|suspected memory leak'
+pat+='|unreferenced object|leak detector disabled|kmemleak: Cannot|Memory pool empty'
 # Known boot noise: the cmdline echo, and SRSO's note that TCG's Zen 2 model
 # has no IBPB-extending microcode.
 allow='Command line:|Speculative Return Stack Overflow: WARNING: See'
