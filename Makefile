@@ -4,6 +4,7 @@
 #
 #   make               build kvmq/kvmq.ko against Debian's 6.12 headers
 #   make check         build everything, boot the test host, run the selftests
+#   make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, ...)
 #   make demo          boot the test host and run the pipeline demo
 #   make bench         boot the test host and print the cost of each message kind
 #   make style         checkpatch.pl --strict on the module and UAPI sources
@@ -24,7 +25,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check demo bench clean:
+all modules install selftests style check check-debug demo bench clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -65,10 +66,29 @@ demo: modules selftests
 bench: modules selftests
 	scripts/demo.sh kvmq_bench
 
+# The debug lane: the suite, both lanes, on a kernel built from KSRC's
+# package with lockdep, KASAN, kmemleak, debug objects, fault injection
+# (scripts/debug-kernel.sh, cached).  The module builds against it from a
+# copy of its sources, so that kvmq/kvmq.ko stays the one for $(KVER).
+DEBUG_BUILD := $(shell $(ENV) && echo $${KVMQ_DEBUG_BUILD:-$$KVMQ_CACHE/debug-build})
+DEBUG_KDIR := $(DEBUG_BUILD)/obj
+DEBUG_MOD := $(DEBUG_BUILD)/kvmq
+
+check-debug: selftests
+	scripts/debug-kernel.sh
+	mkdir -p $(DEBUG_MOD)
+	rsync -a --delete --exclude-from=.gitignore Kbuild kvmq include $(DEBUG_MOD)/
+	$(MAKE) -C $(DEBUG_KDIR) M=$(DEBUG_MOD) KVMQ_WERROR=$(KVMQ_WERROR) modules
+	KVMQ_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage \
+	KVMQ_MODULE=$(DEBUG_MOD)/kvmq/kvmq.ko \
+	KVMQ_RESULTS=$${KVMQ_RESULTS:-$(DEBUG_BUILD)/results} \
+	KVMQ_MEM=$${KVMQ_MEM:-6G} \
+	scripts/run-tests.sh
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(SELFTESTS) clean
 
 endif
 
-.PHONY: all deps modules install selftests style check demo bench clean
+.PHONY: all deps modules install selftests style check check-debug demo bench clean
