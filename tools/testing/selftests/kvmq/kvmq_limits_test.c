@@ -492,7 +492,20 @@ static double timed_sync(struct kvmq_peer *p, struct ucall *uc, int stage)
 	return t;
 }
 
-TEST(scan_worst_case)
+FIXTURE(scan) {
+	int unused;
+};
+
+FIXTURE_SETUP(scan)
+{
+}
+
+FIXTURE_TEARDOWN(scan)
+{
+}
+
+/* Minutes on a debug kernel (KASAN, lockdep) under TCG. */
+TEST_F_TIMEOUT(scan, worst_case, 900)
 {
 	uint64_t frag = SCAN_QUOTA / PG / 2, unmaps, i;
 	double t_empty, t_pages, t_block, t_release;
