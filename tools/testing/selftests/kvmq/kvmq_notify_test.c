@@ -256,25 +256,14 @@ static void *run_b(void *arg)
 
 TEST_F(nt, halt_wake)
 {
-	struct {
-		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[1];
-	} rt = { .r.nr = 1 };
-	struct kvm_irqfd irqfd = { .fd = self->efd, .gsi = GSI };
 	uint64_t exits;
 	pthread_t t;
 	int i, sfd;
 
 	kvmq_peer_rings(&self->b, 4, 4, &lay);
 	sync_global_to_guest(self->b.vm, lay);
-	vm_install_exception_handler(self->b.vm, VECTOR, guest_irq);
-	virt_pg_map(self->b.vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
-	rt.e[0].gsi = GSI;
-	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
-	rt.e[0].u.msi.address_lo = 0xfee00000;	/* APIC ID 0 */
-	rt.e[0].u.msi.data = VECTOR;
-	vm_ioctl(self->b.vm, KVM_SET_GSI_ROUTING, &rt.r);
-	vm_ioctl(self->b.vm, KVM_IRQFD, &irqfd);
+	close(self->efd);
+	self->efd = kvmq_msi_irqfd(self->b.vm, GSI, VECTOR, guest_irq);
 	ASSERT_EQ(0, set_notify(self->b.vmq, 0, self->efd));
 
 	vcpu_arch_set_entry_point(self->b.vcpu, guest_halt);

@@ -24,8 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sys/eventfd.h>
-
 #include "kvm_util.h"
 #include "processor.h"
 #include "apic.h"
@@ -521,27 +519,13 @@ static void *const pl_ring_guest[PL_NR_VMS] = {
  */
 static void pl_vmm_rings(struct kvmq_peer *p, int role)
 {
-	struct {
-		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[1];
-	} rt = { .r.nr = 1 };
-	struct kvm_irqfd irqfd = { .gsi = PL_GSI };
 	struct kvmq_vm_notify n = { .size = sizeof(n), .queue = 0 };
 
 	kvmq_peer_rings(p, PL_WINDOW * 4, PL_WINDOW * 2, &pl_lay);
 	sync_global_to_guest(p->vm, pl_lay);
 	if (role == PL_READ)
 		return;
-	vm_install_exception_handler(p->vm, PL_VECTOR, pl_irq);
-	virt_pg_map(p->vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
-	rt.e[0].gsi = PL_GSI;
-	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
-	rt.e[0].u.msi.address_lo = 0xfee00000;
-	rt.e[0].u.msi.data = PL_VECTOR;
-	vm_ioctl(p->vm, KVM_SET_GSI_ROUTING, &rt.r);
-	n.fd = irqfd.fd = eventfd(0, 0);
-	TEST_ASSERT(n.fd >= 0, "eventfd");
-	vm_ioctl(p->vm, KVM_IRQFD, &irqfd);
+	n.fd = kvmq_msi_irqfd(p->vm, PL_GSI, PL_VECTOR, pl_irq);
 	TEST_ASSERT(!ioctl(p->vmq, KVMQ_VM_SET_NOTIFY, &n), "notify");
 }
 

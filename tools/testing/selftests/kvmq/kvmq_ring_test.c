@@ -699,18 +699,40 @@ TEST_F(ring, lazy_no_exit)
  * longer than that even if the vCPU does not exit on its own: the timer
  * makes it exit (lazy_kicks).  On an idle ring it makes no exit.
  */
+#define TIMER_ROUNDS	16	/* B's queue depth */
+
+/* B: @n copies of message 0 from A. */
+static void guest_recv_same(uint64_t gva, uint64_t gpa, uint64_t n)
+{
+	struct kvmq_msg *m = (void *)gva;
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+		GUEST_ASSERT(is_msg(m, KVMQ_MSG_BYTES, 0, ID_A));
+	}
+	EXPECT_HC(-EAGAIN, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_DONE();
+}
+
 static void guest_lazy_timer(uint64_t gva, uint64_t gpa)
 {
-	uint64_t spins;
+	uint64_t spins, r;
 
 	/* Idle: spin a while with nothing posted. */
 	for (spins = 0; spins < (1ULL << 22); spins++)
 		cpu_relax();
 	GUEST_SYNC(1);
-	post_lazy_sends(KVMQ_MSG_BYTES, LAZY_N);
-	for (spins = 0; cq_count() < LAZY_N && spins < SPIN_MAX; spins++)
-		cpu_relax();
-	check_completions(LAZY_N);
+	/*
+	 * Rounds of one lazy send each, waited for by spinning: some may go
+	 * at an exit of the vCPU's own, the others at the timer's.
+	 */
+	for (r = 0; r < TIMER_ROUNDS; r++) {
+		post_lazy_sends(KVMQ_MSG_BYTES, 1);
+		for (spins = 0; !cq_count() && spins < SPIN_MAX; spins++)
+			cpu_relax();
+		check_completions(1);
+	}
 	GUEST_DONE();
 }
 
@@ -728,7 +750,7 @@ TEST_F(ring, lazy_timer)
 	lay.lazy_delay_us = KVMQ_LAZY_DELAY_MAX + 1;
 	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->a.vmq, KVMQ_VM_SET_RINGS,
 					  &lay));
-	lay.lazy_delay_us = 200;
+	lay.lazy_delay_us = 50;
 	ASSERT_EQ(0, kvmq_ioctl_err(self->a.vmq, KVMQ_VM_SET_RINGS, &lay));
 	self->a.rings_len = lay.length;
 	self->a.rings = mmap(NULL, lay.length, PROT_READ | PROT_WRITE,
@@ -746,7 +768,7 @@ TEST_F(ring, lazy_timer)
 	kvmq_run_to_done(self->a.vcpu);
 	EXPECT_LE(1, kvmq_get_stats(self->a.vmq).lazy_kicks);
 	EXPECT_EQ(0, kvmq_vcpu_stat(self->a.vcpu, "hypercalls") - hc);
-	set_guest(&self->b, guest_recv_n, LAZY_N, 0);
+	set_guest(&self->b, guest_recv_same, TIMER_ROUNDS, 0);
 	kvmq_run_to_done(self->b.vcpu);
 }
 
@@ -993,6 +1015,98 @@ TEST_F(ring, concurrent)
 		ASSERT_EQ(0, pthread_join(t[i], NULL));
 	EXPECT_EQ(2 * CONC_N, kvmq_get_stats(self->b.vmq).received[0]);
 	EXPECT_EQ(2 * CONC_N, kvmq_get_stats(self->a.vmq).sent[0]);
+}
+
+/*
+ * A guest that rewrites its submission ring while kvmq reads it: vCPU 1
+ * scribbles over vCPU 0's ring (entries and producer index) while vCPU 0
+ * posts sends and rings.  Every completion kvmq writes is one of the
+ * errors a send can have, or 0; whatever reaches B is a well-formed
+ * message from A; nothing else is disturbed, and the pool empties.
+ */
+#define SCRIBBLES	20000
+
+static void guest_scribble(uint64_t gva, uint64_t gpa, uint64_t vcpu)
+{
+	struct kvmq_ring *sq = sq_ring(), *cq = cq_ring();
+	uint64_t x = 0x9e3779b97f4a7c15ULL, i;
+	struct kvmq_cqe *c;
+	int64_t res;
+
+	if (vcpu) {
+		for (i = 0; i < SCRIBBLES; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			if (x % 8 == 0)
+				__atomic_store_n(&sq->prod, (uint32_t)(x >> 32),
+						 __ATOMIC_RELAXED);
+			else
+				((uint64_t *)(sq + 1))[x % (SQ_ENTRIES * 4)] =
+					x >> 3;
+		}
+		GUEST_DONE();
+	}
+	build((void *)BUFS, KVMQ_MSG_BYTES, 1);
+	for (i = 0; i < SCRIBBLES / 64; i++) {
+		sq_post(KVMQ_OP_SEND, ID_B, 0, 0, BUFS, i);
+		kvmq_hc(KVMQ_HC_SUBMIT, 0, 0, 0);
+		while (__atomic_load_n(&cq->prod, __ATOMIC_ACQUIRE) != cq->cons) {
+			c = entry(cq, cq->cons, sizeof(*c));
+			res = c->res;
+			GUEST_ASSERT(res == 0 || res == -EINVAL ||
+				     res == -EFAULT || res == -ENOENT ||
+				     res == -EAGAIN || res == -ENOBUFS ||
+				     res == -ENXIO || res == -E2BIG ||
+				     res == -EMSGSIZE || res == -EACCES ||
+				     res == -ECANCELED || res == -ENODEV ||
+				     res > 0);
+			__atomic_store_n(&cq->cons, cq->cons + 1,
+					 __ATOMIC_RELEASE);
+		}
+	}
+	GUEST_DONE();
+}
+
+static void guest_check_all(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)gva;
+	int64_t ret;
+
+	while ((ret = kvmq_hc(KVMQ_HC_RECV, 0, gpa, 0)) == 0) {
+		GUEST_ASSERT_EQ(m->sender, ID_A);
+		GUEST_ASSERT(m->kind >= KVMQ_MSG_BYTES &&
+			     m->kind <= KVMQ_MSG_BLOCKS);
+		GUEST_ASSERT(m->kind != KVMQ_MSG_BYTES ||
+			     m->len <= KVMQ_MSG_BYTES_MAX);
+		if (m->kind != KVMQ_MSG_BYTES)
+			kvmq_hc(KVMQ_HC_RELEASE, m->gpa,
+				m->nr * (m->kind == KVMQ_MSG_BLOCKS ? 512 : 1),
+				0);
+	}
+	GUEST_ASSERT_EQ(ret, -EAGAIN);
+	GUEST_DONE();
+}
+
+TEST_F(ring, scribble)
+{
+	struct kvm_vcpu *v1;
+	pthread_t t[2];
+	int i;
+
+	v1 = vm_vcpu_add(self->a.vm, 1, guest_scribble);
+	rings(&self->a);
+	set_guest(&self->a, guest_scribble, 0, 0);
+	vcpu_args_set(v1, 3, self->a.msg_gva, self->a.msg_gpa, 1);
+	ASSERT_EQ(0, pthread_create(&t[0], NULL, conc_run, self->a.vcpu));
+	ASSERT_EQ(0, pthread_create(&t[1], NULL, conc_run, v1));
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_join(t[i], NULL));
+	/* B, without rings, takes what came, all of it well-formed. */
+	for (i = 0; i < 4; i++) {
+		set_guest(&self->b, guest_check_all, 0, 0);
+		kvmq_run_to_done(self->b.vcpu);
+	}
 }
 
 TEST(config)

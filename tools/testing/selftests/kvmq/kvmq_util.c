@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <sys/mman.h>
 
 #include "processor.h"
+#include "apic.h"
 #include "kvmq_util.h"
 #include "test_util.h"
 
@@ -280,6 +282,28 @@ void *kvmq_peer_rings(struct kvmq_peer *p, uint32_t rx_entries,
 	virt_map(p->vm, KVMQ_TEST_RING_GPA, KVMQ_TEST_RING_GPA,
 		 cfg->length / getpagesize());
 	return p->rings;
+}
+
+int kvmq_msi_irqfd(struct kvm_vm *vm, uint32_t gsi, uint8_t vector,
+		   void (*handler)(struct ex_regs *regs))
+{
+	struct {
+		struct kvm_irq_routing r;
+		struct kvm_irq_routing_entry e[1];
+	} rt = { .r.nr = 1 };
+	struct kvm_irqfd irqfd = { .gsi = gsi };
+
+	vm_install_exception_handler(vm, vector, handler);
+	virt_pg_map(vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
+	rt.e[0].gsi = gsi;
+	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
+	rt.e[0].u.msi.address_lo = 0xfee00000;
+	rt.e[0].u.msi.data = vector;
+	vm_ioctl(vm, KVM_SET_GSI_ROUTING, &rt.r);
+	irqfd.fd = eventfd(0, 0);
+	TEST_ASSERT(irqfd.fd >= 0, "eventfd, errno %d", errno);
+	vm_ioctl(vm, KVM_IRQFD, &irqfd);
+	return irqfd.fd;
 }
 
 void kvmq_peer_destroy(struct kvmq_peer *p)

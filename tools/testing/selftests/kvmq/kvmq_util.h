@@ -136,6 +136,16 @@ void kvmq_peer_destroy(struct kvmq_peer *p);
 void *kvmq_peer_rings(struct kvmq_peer *p, uint32_t rx_entries,
 		      uint32_t sq_entries, struct kvmq_vm_rings *cfg);
 
+/*
+ * Bind a new eventfd to an interrupt of @vm's vCPU 0 (APIC ID 0): an MSI
+ * route on @gsi to @vector (it replaces the VM's GSI routing), KVM_IRQFD,
+ * and @handler for @vector in the guest, which must enable its xAPIC.
+ * Returns the eventfd.
+ */
+struct ex_regs;
+int kvmq_msi_irqfd(struct kvm_vm *vm, uint32_t gsi, uint8_t vector,
+		   void (*handler)(struct ex_regs *regs));
+
 /* Guest side: a kvmq hypercall. */
 static inline int64_t kvmq_hc(uint64_t nr, uint64_t a0, uint64_t a1,
 			      uint64_t a2)

@@ -325,28 +325,6 @@ static void x_relay(struct xvm *x, uint32_t i)
 		TEST_ASSERT(eventfd_write(x->peer_efd, 1) == 0, "eventfd");
 }
 
-/* An interrupt for @vm's vCPU 0 on every write of a new eventfd. */
-static int x_irqfd(struct kvm_vm *vm)
-{
-	struct {
-		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[1];
-	} rt = { .r.nr = 1 };
-	struct kvm_irqfd irqfd = { .gsi = GSI };
-
-	vm_install_exception_handler(vm, VECTOR, x_irq);
-	virt_pg_map(vm, APIC_DEFAULT_GPA, APIC_DEFAULT_GPA);
-	rt.e[0].gsi = GSI;
-	rt.e[0].type = KVM_IRQ_ROUTING_MSI;
-	rt.e[0].u.msi.address_lo = 0xfee00000;
-	rt.e[0].u.msi.data = VECTOR;
-	vm_ioctl(vm, KVM_SET_GSI_ROUTING, &rt.r);
-	irqfd.fd = eventfd(0, 0);
-	TEST_ASSERT(irqfd.fd >= 0, "eventfd");
-	vm_ioctl(vm, KVM_IRQFD, &irqfd);
-	return irqfd.fd;
-}
-
 static void *x_thread(void *arg)
 {
 	struct xvm *x = arg;
@@ -444,7 +422,8 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 		if (c->halt) {
 			struct kvmq_vm_notify nt = {
 				.size = sizeof(nt), .queue = 0,
-				.fd = x_irqfd(xb.p.vm),
+				.fd = kvmq_msi_irqfd(xb.p.vm, GSI, VECTOR,
+						      x_irq),
 			};
 
 			TEST_ASSERT(!ioctl(xb.p.vmq, KVMQ_VM_SET_NOTIFY, &nt),
@@ -461,7 +440,7 @@ void xbench_run(int dev, int group, const struct xb_case *c,
 		xa.peer_ring = addr_gpa2hva(xb.p.vm, XR_GPA);
 		xa.data = addr_gpa2hva(xa.p.vm, DATA_GPA);
 		if (c->halt) {
-			efd = x_irqfd(xb.p.vm);
+			efd = kvmq_msi_irqfd(xb.p.vm, GSI, VECTOR, x_irq);
 			xa.peer_efd = efd;
 		}
 	}
