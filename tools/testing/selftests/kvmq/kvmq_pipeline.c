@@ -136,6 +136,54 @@ static struct pl_peers pl_get_peers(struct kvmq_msg *m, uint64_t msg_gpa)
 	return peers;
 }
 
+/*
+ * play: check message @i against the stream's schedule; return @hash
+ * extended with its payload.
+ */
+static uint64_t pl_check(struct kvmq_msg *m, uint64_t i, uint64_t hash)
+{
+	struct pl_spec s;
+	uint8_t *p;
+	uint64_t j;
+
+	pl_spec(i, &s);
+	GUEST_ASSERT_EQ(m->kind, s.kind);
+	GUEST_ASSERT_EQ(m->nr, s.nr);
+	GUEST_ASSERT_EQ(m->len, s.len);
+	p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)m->gpa;
+	for (j = 0; j < m->len; j++)
+		hash = (hash ^ p[j]) * FNV_PRIME;
+	return hash;
+}
+
+/*
+ * read: make @m message @i of the stream, at offset @off of the file:
+ * bytes inline, pages staged at @pages, a block at @block.  Return its
+ * kind and size in @s.
+ */
+static void pl_build(struct kvmq_msg *m, uint64_t i, uint64_t off,
+		     uint8_t *pages, uint8_t *block, struct pl_spec *s)
+{
+	uint64_t j;
+	uint8_t *p;
+
+	pl_spec(i, s);
+	memset(m, 0, offsetof(struct kvmq_msg, data));
+	m->kind = s->kind;
+	m->nr = s->nr;
+	m->len = s->len;
+	p = s->kind == KVMQ_MSG_BYTES ? m->data :
+	    s->kind == KVMQ_MSG_PAGES ? pages : block;
+	for (j = 0; j < s->len; j++)
+		p[j] = pl_byte(off + j);
+	/* The block goes whole: every page of it must be held. */
+	if (s->kind == KVMQ_MSG_BLOCKS)
+		for (j = 0; j < KVMQ_MSG_BLOCK_SIZE; j += PG)
+			p[j] = pl_byte(off + j);
+	for (j = 0; j < s->nr; j++)
+		m->gpas[j] = (uint64_t)p + j * pl_page_size(s->kind);
+}
+
 static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	struct kvmq_msg *m = (void *)msg_gva;
@@ -143,33 +191,11 @@ static void pl_guest_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 	/* Staging: pages at the aperture's start, the block at 2 MiB. */
 	uint8_t *pages = (void *)KVMQ_TEST_AP_GPA;
 	uint8_t *block = pages + KVMQ_MSG_BLOCK_SIZE;
-	uint64_t i, j, off = 0;
+	uint64_t i, off = 0;
 	struct pl_spec s;
-	uint8_t *p;
 
 	for (i = 0; i < n; i++) {
-		pl_spec(i, &s);
-		memset(m, 0, offsetof(struct kvmq_msg, data));
-		m->kind = s.kind;
-		m->nr = s.nr;
-		m->len = s.len;
-
-		if (s.kind == KVMQ_MSG_BYTES)
-			p = m->data;
-		else if (s.kind == KVMQ_MSG_PAGES)
-			p = pages;
-		else
-			p = block;
-		for (j = 0; j < s.len; j++)
-			p[j] = pl_byte(off + j);
-
-		/* The block goes whole: every page of it must be held. */
-		if (s.kind == KVMQ_MSG_BLOCKS)
-			for (j = 0; j < KVMQ_MSG_BLOCK_SIZE; j += PG)
-				p[j] = pl_byte(off + j);
-		for (j = 0; j < s.nr; j++)
-			m->gpas[j] = (uint64_t)p + j * pl_page_size(s.kind);
-
+		pl_build(m, i, off, pages, block, &s);
 		pl_send(m, msg_gpa, dest, i);
 		off += s.len;
 		pl_result.bytes = off;
@@ -210,20 +236,11 @@ static void pl_guest_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	struct kvmq_msg *m = (void *)msg_gva;
 	uint32_t from = pl_get_peers(m, msg_gpa).prev;
-	uint64_t i, j, hash = FNV_OFFSET, pages;
-	struct pl_spec s;
-	uint8_t *p;
+	uint64_t i, hash = FNV_OFFSET, pages;
 
 	for (i = 0; i < n; i++) {
 		pl_recv(m, msg_gpa, from, i);
-		pl_spec(i, &s);
-		GUEST_ASSERT_EQ(m->kind, s.kind);
-		GUEST_ASSERT_EQ(m->nr, s.nr);
-		GUEST_ASSERT_EQ(m->len, s.len);
-
-		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)m->gpa;
-		for (j = 0; j < m->len; j++)
-			hash = (hash ^ p[j]) * FNV_PRIME;
+		hash = pl_check(m, i, hash);
 
 		if (m->kind != KVMQ_MSG_BYTES) {
 			pages = m->nr * pl_page_size(m->kind) / PG;
@@ -381,32 +398,17 @@ static void pl_window_send(uint32_t dest, uint32_t n, uint64_t done)
 static void pl_ring_read(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	uint32_t dest = pl_ring_peers().next;
-	uint64_t i = 0, j, off = 0;
+	uint64_t i = 0, off = 0;
 	struct kvmq_msg *m;
 	struct pl_spec s;
 	uint32_t k;
-	uint8_t *p;
 
 	while (i < n) {
 		for (k = 0; k < PL_WINDOW && i + k < n; k++) {
-			pl_spec(i + k, &s);
 			m = pl_mbuf(k);
-			memset(m, 0, offsetof(struct kvmq_msg, data));
-			m->kind = s.kind;
-			m->nr = s.nr;
-			m->len = s.len;
-			p = s.kind == KVMQ_MSG_BYTES ? m->data :
-			    s.kind == KVMQ_MSG_PAGES ?
-			    (uint8_t *)(PL_STAGE + k * 8 * PG) :
-			    (uint8_t *)PL_BLOCK;
-			for (j = 0; j < s.len; j++)
-				p[j] = pl_byte(off + j);
-			if (s.kind == KVMQ_MSG_BLOCKS)
-				for (j = 0; j < KVMQ_MSG_BLOCK_SIZE; j += PG)
-					p[j] = pl_byte(off + j);
-			for (j = 0; j < s.nr; j++)
-				m->gpas[j] = (uint64_t)p +
-					     j * pl_page_size(s.kind);
+			pl_build(m, i + k, off,
+				 (uint8_t *)(PL_STAGE + k * 8 * PG),
+				 (uint8_t *)PL_BLOCK, &s);
 			off += s.len;
 			pl_result.kinds[s.kind]++;
 		}
@@ -472,23 +474,15 @@ static void pl_ring_play(uint64_t msg_gva, uint64_t msg_gpa, uint64_t n)
 {
 	uint32_t from;
 	struct kvmq_ring *r = pl_rx(0), *cq = pl_cq();
-	uint64_t i, j, hash = FNV_OFFSET, pages;
+	uint64_t i, hash = FNV_OFFSET, pages;
 	struct kvmq_msg *m;
-	struct pl_spec s;
-	uint8_t *p;
 
 	xapic_enable();		/* for the arrival interrupt */
 	from = pl_ring_peers().prev;
 	for (i = 0; i < n; i++) {
 		m = pl_rx_wait(r);
 		GUEST_ASSERT_EQ(m->sender, from);
-		pl_spec(i, &s);
-		GUEST_ASSERT_EQ(m->kind, s.kind);
-		GUEST_ASSERT_EQ(m->nr, s.nr);
-		GUEST_ASSERT_EQ(m->len, s.len);
-		p = m->kind == KVMQ_MSG_BYTES ? m->data : (uint8_t *)m->gpa;
-		for (j = 0; j < m->len; j++)
-			hash = (hash ^ p[j]) * FNV_PRIME;
+		hash = pl_check(m, i, hash);
 		/* Give the pages back lazily, with room in the rings. */
 		if (m->kind != KVMQ_MSG_BYTES) {
 			pages = m->nr * pl_page_size(m->kind) / PG;
