@@ -448,7 +448,7 @@ struct kvmq_vm_rings {
 };
 
 #define KVMQ_RING_ENTRIES_MAX	4096
-#define KVMQ_LAZY_DELAY_MIN	10
+#define KVMQ_LAZY_DELAY_MIN	100
 #define KVMQ_LAZY_DELAY_MAX	1000000
 #define KVMQ_RINGS_MAX		(64ULL << 20)
 #define KVMQ_RINGS_MMAP_OFFSET	(1ULL << 40)

@@ -750,7 +750,7 @@ TEST_F(ring, lazy_timer)
 	lay.lazy_delay_us = KVMQ_LAZY_DELAY_MAX + 1;
 	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->a.vmq, KVMQ_VM_SET_RINGS,
 					  &lay));
-	lay.lazy_delay_us = 50;
+	lay.lazy_delay_us = 500;
 	ASSERT_EQ(0, kvmq_ioctl_err(self->a.vmq, KVMQ_VM_SET_RINGS, &lay));
 	self->a.rings_len = lay.length;
 	self->a.rings = mmap(NULL, lay.length, PROT_READ | PROT_WRITE,
@@ -787,13 +787,27 @@ static uint32_t mixed_kind(uint32_t seq)
 static void guest_batch_send(uint64_t gva, uint64_t gpa)
 {
 	struct kvmq_msg *m = (void *)BUFS;
+	struct kvmq_ring *sq = sq_ring();
+	struct kvmq_sqe *e;
 	uint32_t i;
 
-	for (i = 0; i < LAZY_N; i++) {
+	/*
+	 * Build every message first, then publish all the entries with one
+	 * store: an exit in between (a fault while building, frequent with
+	 * shadow paging) would otherwise run part of the burst as a batch.
+	 */
+	for (i = 0; i < LAZY_N; i++)
 		build(m + i, mixed_kind(i), i);
-		sq_post_flags(KVMQ_OP_SEND, KVMQ_SQE_LAZY, ID_B, 0, 0,
-			      BUFS + i * sizeof(*m), i);
+	for (i = 0; i < LAZY_N; i++) {
+		e = entry(sq, sq->prod + i, sizeof(*e));
+		memset(e, 0, sizeof(*e));
+		e->op = KVMQ_OP_SEND;
+		e->flags = KVMQ_SQE_LAZY;
+		e->dest = ID_B;
+		e->gpa = BUFS + i * sizeof(*m);
+		e->user_data = i;
 	}
+	__atomic_store_n(&sq->prod, sq->prod + LAZY_N, __ATOMIC_RELEASE);
 	GUEST_SYNC(1);
 	check_completions(LAZY_N);
 	GUEST_DONE();
