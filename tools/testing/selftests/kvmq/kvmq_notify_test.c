@@ -286,6 +286,8 @@ TEST_F(nt, halt_wake)
 
 TEST(config)
 {
+	struct kvmq_vm_notify n = { .size = sizeof(n), .queue = 0, .fd = -1 };
+	struct kvmq_vm_stats st = { .size = sizeof(st) };
 	int dev = kvmq_open_dev(), efd = eventfd(0, 0);
 	struct kvmq_peer p;
 
@@ -301,6 +303,18 @@ TEST(config)
 	EXPECT_EQ(0, set_notify(p.vmq, KVMQ_QUEUE_VCPU(1), efd));
 	EXPECT_EQ(0, set_notify(p.vmq, KVMQ_QUEUE_VCPU(1), efd)); /* again */
 	EXPECT_EQ(0, set_notify(p.vmq, KVMQ_QUEUE_VCPU(1), -1));
+	n.flags = 1;
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(p.vmq, KVMQ_VM_SET_NOTIFY, &n));
+
+	/* The statistics: flags rejected, a size below the first version. */
+	st.flags = 1;
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(p.vmq, KVMQ_VM_GET_STATS, &st));
+	st.flags = 0;
+	st.size = offsetof(struct kvmq_vm_stats, room_notified);
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(p.vmq, KVMQ_VM_GET_STATS, &st));
+	st.size = sizeof(st);
+	EXPECT_EQ(0, kvmq_ioctl_err(p.vmq, KVMQ_VM_GET_STATS, &st));
+	EXPECT_EQ(0, st.sent[0] + st.received[0] + st.doorbells);
 	kvmq_peer_destroy(&p);
 	close(efd);
 	close(dev);
