@@ -5,11 +5,14 @@
  * Lock ordering (the one list is kept in Documentation/locking.rst):
  *
  *   kvmq_lock (mutex)
- *   mmap_lock -> kvmq_aperture.lock (rwsem) -> kvmq_queue.lock (mutex)
- *     -> kvmq_aperture.alloc_lock (mutex)
+ *   kvmq_lazy_lock (mutex)
+ *   kvmq_vcpu_rings.lock (mutex)
+ *     -> mmap_lock -> kvmq_aperture.lock (rwsem) -> kvmq_queue.lock (mutex)
+ *       -> kvmq_aperture.alloc_lock (mutex), kvmq_vm.notify_lock (spinlock)
  *
- * No kvmq lock is held while guest memory is read or written: such an
- * access may fault into an aperture (mmap_lock, kvmq_aperture.lock).
+ * No kvmq lock but kvmq_vcpu_rings.lock is held while guest memory is read
+ * or written: such an access may fault into an aperture (mmap_lock,
+ * kvmq_aperture.lock), and no fault path takes kvmq_vcpu_rings.lock.
  *
  * Hypercall handlers run in a vCPU thread; they find their VM under RCU and
  * hold a reference (kvmq_vm_get_by_kvm()) for the duration of the call.
