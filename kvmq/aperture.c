@@ -173,6 +173,13 @@ void kvmq_aperture_destroy(struct kvmq_aperture *ap)
 	kvmq_pool_sub(ap->held);
 }
 
+/* An aperture of @length bytes may live at @gpa. */
+static bool kvmq_ap_gpa_valid(u64 gpa, u64 length)
+{
+	return gpa == KVMQ_APERTURE_NO_GPA ||
+	       (IS_ALIGNED(gpa, KVMQ_APERTURE_ALIGN) && gpa + length > gpa);
+}
+
 long kvmq_vm_set_aperture(void *priv, void *arg)
 {
 	struct kvmq_vm_aperture *cfg = arg;
@@ -181,8 +188,7 @@ long kvmq_vm_set_aperture(void *priv, void *arg)
 
 	if (cfg->held || cfg->queued || !cfg->length || cfg->length > KVMQ_APERTURE_MAX ||
 	    !IS_ALIGNED(cfg->length, KVMQ_APERTURE_ALIGN) ||
-	    !IS_ALIGNED(cfg->gpa, KVMQ_APERTURE_ALIGN) ||
-	    cfg->gpa + cfg->length < cfg->gpa ||
+	    !kvmq_ap_gpa_valid(cfg->gpa, cfg->length) ||
 	    !PAGE_ALIGNED(cfg->quota) || cfg->quota > cfg->length)
 		return -EINVAL;
 
@@ -190,10 +196,29 @@ long kvmq_vm_set_aperture(void *priv, void *arg)
 	if (ap->nr_pages)
 		return -EBUSY;
 
-	ap->gpa = cfg->gpa;
+	WRITE_ONCE(ap->gpa, cfg->gpa);
 	ap->quota = cfg->quota >> PAGE_SHIFT;
 	/* Publish: pairs with smp_load_acquire() in kvmq_ap_nr_pages(). */
 	smp_store_release(&ap->nr_pages, cfg->length >> PAGE_SHIFT);
+	return 0;
+}
+
+long kvmq_vm_move_aperture(void *priv, void *arg)
+{
+	struct kvmq_vm_move_aperture *move = arg;
+	struct kvmq_vm *vm = priv;
+	struct kvmq_aperture *ap = &vm->ap;
+
+	guard(mutex)(&ap->alloc_lock);
+	if (!ap->nr_pages)
+		return -ENODEV;
+	if (!kvmq_ap_gpa_valid(move->gpa, (u64)ap->nr_pages << PAGE_SHIFT))
+		return -EINVAL;
+	/*
+	 * Readers take one snapshot with READ_ONCE() and check every address
+	 * against it, so that a move in between cannot mix two bases.
+	 */
+	WRITE_ONCE(ap->gpa, move->gpa);
 	return 0;
 }
 
@@ -565,8 +590,9 @@ static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
  * next access faults the pages in.  On success the aperture owns the pages;
  * they were charged to its quota since they were queued.
  *
- * Return: 0, -ENOSPC (no free run of slots), -ENOMEM, -ENODEV (no
- * aperture, which a send refuses before); on error nothing changed.
+ * Return: 0, -ENOSPC (no free run of slots), -ENOMEM, -EFAULT (the
+ * aperture has no guest-physical address), -ENODEV (no aperture, which a
+ * send refuses before); on error nothing changed.
  */
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa)
@@ -579,6 +605,9 @@ int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 	/* Not queued without an aperture (-EMSGSIZE at send); be sure. */
 	if (!ap->nr_pages)
 		return -ENODEV;
+	/* No address to report: the message waits for one. */
+	if (ap->gpa == KVMQ_APERTURE_NO_GPA)
+		return -EFAULT;
 	start = kvmq_ap_find_free(ap, nr, msg->kind == KVMQ_MSG_BLOCKS);
 	if (start < 0)
 		return start;
@@ -661,20 +690,23 @@ long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr)
 {
 	struct kvmq_aperture *ap = &vm->ap;
 	unsigned long nr_pages = kvmq_ap_nr_pages(ap);
-	pgoff_t idx, last;
+	pgoff_t idx, first, last;
 	long freed = 0;
+	u64 base;
 
 	if (!nr_pages)
 		return -ENODEV;
-	if (!nr || !PAGE_ALIGNED(gpa) || gpa < ap->gpa ||
-	    (gpa - ap->gpa) >> PAGE_SHIFT >= nr_pages ||
-	    nr > nr_pages - ((gpa - ap->gpa) >> PAGE_SHIFT))
+	base = READ_ONCE(ap->gpa);
+	if (!nr || !PAGE_ALIGNED(gpa) || gpa < base ||
+	    (gpa - base) >> PAGE_SHIFT >= nr_pages ||
+	    nr > nr_pages - ((gpa - base) >> PAGE_SHIFT))
 		return -EINVAL;
-	idx = (gpa - ap->gpa) >> PAGE_SHIFT;
+	first = (gpa - base) >> PAGE_SHIFT;
+	idx = first;
 	last = idx + nr - 1;
 
 	do {
-		if (idx != (gpa - ap->gpa) >> PAGE_SHIFT)
+		if (idx != first)
 			cond_resched();
 		guard(rwsem_write)(&ap->lock);
 		if (!vm->mapping)

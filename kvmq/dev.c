@@ -18,6 +18,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_attach_vm attach;
 	struct kvmq_vm_identity identity;
 	struct kvmq_vm_aperture aperture;
+	struct kvmq_vm_move_aperture move;
 	struct kvmq_create_group group;
 	struct kvmq_vm_queues queues;
 	struct kvmq_vm_grant grant;
@@ -162,6 +163,11 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, held) != 32);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_aperture, queued) != 40);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_aperture) != 48);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_move_aperture, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_move_aperture, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_move_aperture, gpa) != 8);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_move_aperture) != 16);
 
 	BUILD_BUG_ON(offsetof(struct kvmq_create_group, size) != 0);
 	BUILD_BUG_ON(offsetof(struct kvmq_create_group, flags) != 4);

@@ -52,7 +52,8 @@
  *	runs of slots, found in logarithmic time.  Covers at least every
  *	slot of @pages (see kvmq_ap_mark()).
  * @chunks: the same for 2 MiB chunks, for blocks
- * @gpa: guest-physical base the VMM declared
+ * @gpa: guest-physical base the VMM declared, or KVMQ_APERTURE_NO_GPA;
+ *	written under @alloc_lock with WRITE_ONCE(), read once per operation
  * @nr_pages: size in pages; 0 until KVMQ_VM_SET_APERTURE, then constant.
  *	Published with smp_store_release() after @gpa and @quota.
  * @quota: the most pages charged to the VM at once: @held + @queued
@@ -440,6 +441,7 @@ void kvmq_aperture_init(struct kvmq_aperture *ap);
 void kvmq_aperture_destroy(struct kvmq_aperture *ap);
 long kvmq_vm_set_aperture(void *priv, void *arg);
 long kvmq_vm_get_aperture(void *priv, void *arg);
+long kvmq_vm_move_aperture(void *priv, void *arg);
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
 
 int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,

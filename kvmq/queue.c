@@ -505,18 +505,21 @@ static int kvmq_msg_indices(struct kvmq_aperture *ap, const u64 *gpas,
 	pgoff_t *sorted;
 	u32 i, j;
 	int ret = 0;
+	u64 base;
 
 	if (!nr_pages)
 		return -ENODEV;
+	/* One base for the whole list (KVMQ_VM_MOVE_APERTURE). */
+	base = READ_ONCE(ap->gpa);
 
 	sorted = kmalloc_array(nr, sizeof(*sorted), GFP_KERNEL);
 	if (!sorted)
 		return -ENOMEM;
 
 	for (i = 0; i < nr; i++) {
-		u64 off = gpas[i] - ap->gpa;
+		u64 off = gpas[i] - base;
 
-		if (gpas[i] < ap->gpa || off >= (u64)nr_pages << PAGE_SHIFT ||
+		if (gpas[i] < base || off >= (u64)nr_pages << PAGE_SHIFT ||
 		    off & ((1ULL << shift) - 1)) {
 			ret = -EINVAL;
 			goto out;

@@ -301,6 +301,8 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		      struct kvmq_vm_aperture, held, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_GET_APERTURE, kvmq_vm_get_aperture,
 		      struct kvmq_vm_aperture, held, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_MOVE_APERTURE, kvmq_vm_move_aperture,
+		      struct kvmq_vm_move_aperture, gpa, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_SET_QUEUES, kvmq_vm_set_queues,
 		      struct kvmq_vm_queues, __reserved, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_GET_QUEUES, kvmq_vm_get_queues,

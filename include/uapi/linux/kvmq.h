@@ -38,7 +38,7 @@
 #include <linux/ioctl.h>
 
 /* Version of the ABI described by this header (ioctls and hypercalls). */
-#define KVMQ_ABI_VERSION	3
+#define KVMQ_ABI_VERSION	4
 
 #define KVMQ_TYPE		0xB9
 
@@ -50,10 +50,11 @@
 #define KVMQ_FEATURE_RINGS	(1ULL << 4)	/* KVMQ_VM_SET_RINGS, SUBMIT */
 #define KVMQ_FEATURE_NOTIFY	(1ULL << 5)	/* KVMQ_VM_SET_NOTIFY */
 #define KVMQ_FEATURE_STATS	(1ULL << 6)	/* KVMQ_VM_GET_STATS */
+#define KVMQ_FEATURE_MOVE	(1ULL << 7)	/* KVMQ_VM_MOVE_APERTURE */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
 				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS | \
 				 KVMQ_FEATURE_RINGS | KVMQ_FEATURE_NOTIFY | \
-				 KVMQ_FEATURE_STATS)
+				 KVMQ_FEATURE_STATS | KVMQ_FEATURE_MOVE)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -182,7 +183,9 @@ struct kvmq_vm_identity {
  * @size: sizeof(struct kvmq_vm_aperture)
  * @flags: must be 0
  * @gpa: guest-physical address at which the VMM registers the aperture as
- *	a KVM memslot; a multiple of KVMQ_APERTURE_ALIGN
+ *	a KVM memslot; a multiple of KVMQ_APERTURE_ALIGN, or
+ *	KVMQ_APERTURE_NO_GPA while the guest cannot reach it (see
+ *	KVMQ_VM_MOVE_APERTURE)
  * @length: bytes; a non-zero multiple of KVMQ_APERTURE_ALIGN, at most
  *	KVMQ_APERTURE_MAX
  * @quota: bytes of memory charged to the VM at once, in its aperture and
@@ -206,7 +209,8 @@ struct kvmq_vm_identity {
  * Errors of SET:
  *
  *  ======= ================================================================
- *  EINVAL  @gpa, @length or @quota misaligned or out of range, @held not 0
+ *  EINVAL  @gpa, @length or @quota misaligned or out of range, @held or
+ *          @queued not 0
  *  EBUSY   the VM already has an aperture
  *  ======= ================================================================
  *
@@ -235,9 +239,46 @@ struct kvmq_vm_aperture {
 
 #define KVMQ_APERTURE_ALIGN	(1ULL << 21)
 #define KVMQ_APERTURE_MAX	(1ULL << 40)
+#define KVMQ_APERTURE_NO_GPA	(~0ULL)
 
 #define KVMQ_VM_SET_APERTURE	_IO(KVMQ_TYPE, 0x12)
 #define KVMQ_VM_GET_APERTURE	_IO(KVMQ_TYPE, 0x13)
+
+/**
+ * struct kvmq_vm_move_aperture - ioctl(KVMQ_VM_MOVE_APERTURE)
+ * @size: sizeof(struct kvmq_vm_move_aperture)
+ * @flags: must be 0
+ * @gpa: the aperture's new guest-physical address, a multiple of
+ *	KVMQ_APERTURE_ALIGN; or KVMQ_APERTURE_NO_GPA: the guest cannot
+ *	reach the aperture now
+ *
+ * Issued on the per-VM kvmq file, when the VMM moves the aperture's memslot
+ * (a PCI BAR the guest reprograms) or removes it (the guest disables the
+ * BAR).  The aperture's memory, the pages it holds and their offsets do
+ * not change: only the guest-physical addresses that the hypercalls take
+ * and return.  A hypercall that runs on another vCPU while the address
+ * changes uses either the old or the new one; a message received with the
+ * old address reports its pages where they were.
+ *
+ * While the address is KVMQ_APERTURE_NO_GPA, a send of pages or blocks and
+ * a release fail with -EINVAL (no address is in the aperture), and a page
+ * or block message stays queued: KVMQ_HC_RECV returns -EFAULT for it, and
+ * it enters no receive ring, until the aperture has an address again.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  EINVAL  @gpa misaligned, or the aperture would end beyond 2^64
+ *  ENODEV  the VM has no aperture
+ *  ======= ================================================================
+ */
+struct kvmq_vm_move_aperture {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 gpa;
+};
+
+#define KVMQ_VM_MOVE_APERTURE	_IO(KVMQ_TYPE, 0x1c)
 
 /**
  * struct kvmq_vm_queues - ioctl(KVMQ_VM_SET_QUEUES/KVMQ_VM_GET_QUEUES)

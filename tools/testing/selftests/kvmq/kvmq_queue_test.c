@@ -642,6 +642,111 @@ TEST_F(q, no_aperture)
 	close(vmq);
 }
 
+#define MOVED		0x80000000ULL
+
+static int move_err(int vmq, uint64_t gpa)
+{
+	struct kvmq_vm_move_aperture mv = { .size = sizeof(mv), .gpa = gpa };
+
+	return kvmq_ioctl_err(vmq, KVMQ_VM_MOVE_APERTURE, &mv);
+}
+
+/* Move @p's aperture memslot to @gpa (KVMQ_APERTURE_NO_GPA: remove it). */
+static void move_aperture(struct kvmq_peer *p, uint64_t gpa)
+{
+	if (kvmq_get_aperture(p->vmq).gpa != KVMQ_APERTURE_NO_GPA)
+		vm_set_user_memory_region(p->vm, KVMQ_TEST_AP_SLOT, 0, 0, 0,
+					  NULL);
+	if (gpa != KVMQ_APERTURE_NO_GPA)
+		vm_set_user_memory_region(p->vm, KVMQ_TEST_AP_SLOT, 0, gpa,
+					  p->ap_len, p->ap);
+	TEST_ASSERT(!move_err(p->vmq, gpa), "KVMQ_VM_MOVE_APERTURE failed");
+}
+
+/*
+ * Sender: 4 pages sent from the aperture at its first address; then, with
+ * no address, nothing of the aperture can be named.
+ */
+static void guest_move_send(uint64_t gva, uint64_t gpa, uint64_t peer)
+{
+	struct kvmq_msg *m = (void *)gva;
+	uint32_t i;
+
+	msg_init(m, KVMQ_MSG_PAGES, 4, 4 * PG);
+	fill((void *)(AP + 8 * PG), 4 * PG, 5);
+	for (i = 0; i < 4; i++)
+		m->gpas[i] = AP + (i + 8) * PG;
+	EXPECT_HC(0, KVMQ_HC_SEND, peer, 0, gpa);
+	GUEST_SYNC(1);
+	msg_init(m, KVMQ_MSG_PAGES, 1, PG);
+	m->gpas[0] = AP;
+	EXPECT_HC(-EINVAL, KVMQ_HC_SEND, peer, 0, gpa);
+	EXPECT_HC(-EINVAL, KVMQ_HC_RELEASE, AP, 1, 0);
+	GUEST_DONE();
+}
+
+/*
+ * Receiver: without an address the message waits; at the new address the
+ * pages are there, and are given back there.
+ */
+static void guest_move_recv(uint64_t gva, uint64_t gpa, uint64_t peer)
+{
+	struct kvmq_msg *m = (void *)gva;
+
+	EXPECT_HC(-EFAULT, KVMQ_HC_RECV, 0, gpa, 0);
+	EXPECT_HC(1, KVMQ_HC_QLEN, 0, 0, 0);
+	GUEST_SYNC(1);
+	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_ASSERT_EQ(m->sender, peer);
+	GUEST_ASSERT(m->gpa >= MOVED && m->gpa < MOVED + AP_LEN);
+	GUEST_ASSERT(check((void *)m->gpa, 4 * PG, 5, 0));
+	EXPECT_HC(-EINVAL, KVMQ_HC_RELEASE, m->gpa - MOVED + AP, 4, 0);
+	EXPECT_HC(4, KVMQ_HC_RELEASE, m->gpa, 4, 0);
+	GUEST_DONE();
+}
+
+TEST_F(q, move_aperture)
+{
+	struct kvmq_vm_aperture ap;
+
+	kvmq_grant(self->b.vmq, 0, ID_A);
+	set_guest(&self->a, guest_move_send, ID_B, 0, 0);
+	set_guest(&self->b, guest_move_recv, ID_A, 0, 0);
+	virt_map_level(self->b.vm, MOVED, MOVED, AP_LEN, PG_LEVEL_2M);
+
+	EXPECT_EQ(1, run_sync(&self->a));
+	move_aperture(&self->a, KVMQ_APERTURE_NO_GPA);
+	move_aperture(&self->b, KVMQ_APERTURE_NO_GPA);
+	ap = kvmq_get_aperture(self->b.vmq);
+	EXPECT_EQ(KVMQ_APERTURE_NO_GPA, ap.gpa);
+	EXPECT_EQ(4 * PG, ap.queued);
+	kvmq_run_to_done(self->a.vcpu);
+
+	EXPECT_EQ(1, run_sync(&self->b));
+	move_aperture(&self->b, MOVED);
+	EXPECT_EQ(MOVED, kvmq_get_aperture(self->b.vmq).gpa);
+	kvmq_run_to_done(self->b.vcpu);
+	EXPECT_EQ(0, kvmq_get_aperture(self->b.vmq).queued);
+}
+
+TEST_F(q, move_aperture_errors)
+{
+	struct kvmq_vm_move_aperture mv = { .size = sizeof(mv), .flags = 1 };
+	struct kvm_vm *vm = vm_create_barebones();
+	int vmq = kvmq_attach(self->dev, vm);
+
+	/* Misaligned, or ending beyond 2^64. */
+	EXPECT_EQ(-EINVAL, move_err(self->a.vmq, MOVED + PG));
+	EXPECT_EQ(-EINVAL, move_err(self->a.vmq, -SZ_2M));
+	EXPECT_EQ(-EOPNOTSUPP, kvmq_ioctl_err(self->a.vmq,
+					      KVMQ_VM_MOVE_APERTURE, &mv));
+	EXPECT_EQ(AP, kvmq_get_aperture(self->a.vmq).gpa);
+	/* No aperture. */
+	EXPECT_EQ(-ENODEV, move_err(vmq, MOVED));
+	close(vmq);
+	kvm_vm_free(vm);
+}
+
 /* The VMM tells its guest who its peers are by posting into its queues. */
 static void guest_posted(uint64_t gva, uint64_t gpa)
 {
