@@ -21,6 +21,7 @@ union kvmq_ioctl_buf {
 	struct kvmq_vm_move_aperture move;
 	struct kvmq_create_group group;
 	struct kvmq_vm_queues queues;
+	struct kvmq_vm_queue_info queue;
 	struct kvmq_vm_grant grant;
 	struct kvmq_vm_post post;
 	struct kvmq_vm_rings rings;
@@ -183,6 +184,14 @@ static void __init kvmq_build_check_abi(void)
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, mem_limit) != 32);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_queues, mem) != 40);
 	BUILD_BUG_ON(sizeof(struct kvmq_vm_queues) != 48);
+
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, size) != 0);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, flags) != 4);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, queue) != 8);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, length) != 12);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, senders) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmq_vm_queue_info, __reserved) != 20);
+	BUILD_BUG_ON(sizeof(struct kvmq_vm_queue_info) != 24);
 
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, size) != 0);
 	BUILD_BUG_ON(offsetof(struct kvmq_vm_grant, flags) != 4);

@@ -442,6 +442,7 @@ void kvmq_aperture_destroy(struct kvmq_aperture *ap);
 long kvmq_vm_set_aperture(void *priv, void *arg);
 long kvmq_vm_get_aperture(void *priv, void *arg);
 long kvmq_vm_move_aperture(void *priv, void *arg);
+long kvmq_vm_get_queue(void *priv, void *arg);
 int kvmq_aperture_mmap(struct file *file, struct vm_area_struct *vma);
 
 int kvmq_ap_charge(struct kvmq_vm *to, struct kvmq_vm *from, u32 nr,

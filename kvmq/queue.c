@@ -117,6 +117,31 @@ static struct kvmq_queue *kvmq_grant_queue(struct kvmq_vm *vm,
 	return q;
 }
 
+long kvmq_vm_get_queue(void *priv, void *arg)
+{
+	struct kvmq_queues *qs = kvmq_vm_queues(priv);
+	struct kvmq_vm_queue_info *info = arg;
+	struct kvmq_queue *q;
+	unsigned long id;
+	void *entry;
+	u32 n = 0;
+
+	if (info->__reserved)
+		return -EINVAL;
+	if (!qs)
+		return -ENODEV;
+	q = kvmq_queue(qs, info->queue);
+	if (!q)
+		return -EINVAL;
+
+	guard(mutex)(&q->lock);
+	info->length = q->len;
+	xa_for_each(&q->allow, id, entry)
+		n++;
+	info->senders = n;
+	return 0;
+}
+
 long kvmq_vm_grant(void *priv, void *arg)
 {
 	struct kvmq_vm_grant *g = arg;

@@ -307,6 +307,8 @@ static const struct kvmq_ioctl_op kvmq_vm_ioctls[] = {
 		      struct kvmq_vm_queues, __reserved, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_GET_QUEUES, kvmq_vm_get_queues,
 		      struct kvmq_vm_queues, __reserved, true),
+	KVMQ_IOCTL_OP(KVMQ_VM_GET_QUEUE, kvmq_vm_get_queue,
+		      struct kvmq_vm_queue_info, __reserved, true),
 	KVMQ_IOCTL_OP(KVMQ_VM_GRANT, kvmq_vm_grant,
 		      struct kvmq_vm_grant, sender, false),
 	KVMQ_IOCTL_OP(KVMQ_VM_REVOKE, kvmq_vm_revoke,

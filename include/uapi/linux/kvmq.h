@@ -51,10 +51,12 @@
 #define KVMQ_FEATURE_NOTIFY	(1ULL << 5)	/* KVMQ_VM_SET_NOTIFY */
 #define KVMQ_FEATURE_STATS	(1ULL << 6)	/* KVMQ_VM_GET_STATS */
 #define KVMQ_FEATURE_MOVE	(1ULL << 7)	/* KVMQ_VM_MOVE_APERTURE */
+#define KVMQ_FEATURE_QUEUE_INFO	(1ULL << 8)	/* KVMQ_VM_GET_QUEUE */
 #define KVMQ_FEATURES_ALL	(KVMQ_FEATURE_IDENTITY | KVMQ_FEATURE_APERTURE | \
 				 KVMQ_FEATURE_QUEUES | KVMQ_FEATURE_LIMITS | \
 				 KVMQ_FEATURE_RINGS | KVMQ_FEATURE_NOTIFY | \
-				 KVMQ_FEATURE_STATS | KVMQ_FEATURE_MOVE)
+				 KVMQ_FEATURE_STATS | KVMQ_FEATURE_MOVE | \
+				 KVMQ_FEATURE_QUEUE_INFO)
 
 /**
  * struct kvmq_info - ioctl(KVMQ_GET_INFO)
@@ -351,6 +353,36 @@ struct kvmq_vm_queues {
 
 #define KVMQ_VM_SET_QUEUES	_IO(KVMQ_TYPE, 0x14)
 #define KVMQ_VM_GET_QUEUES	_IO(KVMQ_TYPE, 0x15)
+
+/**
+ * struct kvmq_vm_queue_info - ioctl(KVMQ_VM_GET_QUEUE)
+ * @size: sizeof(struct kvmq_vm_queue_info)
+ * @flags: must be 0
+ * @queue: a queue of the VM: 0 to nr_queues - 1, or KVMQ_QUEUE_VCPU(n)
+ * @length: output: messages in the queue now, not yet received (with
+ *	rings: not yet in its receive ring)
+ * @senders: output: identities granted to send to the queue
+ * @__reserved: must be 0
+ *
+ * Issued on the per-VM kvmq file, by a VMM that reports on its queues.
+ *
+ * Errors:
+ *
+ *  ======= ================================================================
+ *  ENODEV  the VM has no queues
+ *  EINVAL  @queue is not a queue of the VM, @__reserved not 0
+ *  ======= ================================================================
+ */
+struct kvmq_vm_queue_info {
+	__u32 size;
+	__u32 flags;
+	__u32 queue;
+	__u32 length;
+	__u32 senders;
+	__u32 __reserved;
+};
+
+#define KVMQ_VM_GET_QUEUE	_IO(KVMQ_TYPE, 0x1d)
 
 /**
  * struct kvmq_vm_grant - ioctl(KVMQ_VM_GRANT/KVMQ_VM_REVOKE)

@@ -795,6 +795,50 @@ TEST_F(q, vmm_post)
 	kvmq_run_to_done(self->a.vcpu);
 }
 
+static int queue_info(int vmq, uint32_t queue, struct kvmq_vm_queue_info *qi)
+{
+	memset(qi, 0, sizeof(*qi));
+	qi->size = sizeof(*qi);
+	qi->queue = queue;
+	return kvmq_ioctl_err(vmq, KVMQ_VM_GET_QUEUE, qi);
+}
+
+/* What a VMM reports: each queue's length and how many may send to it. */
+TEST_F(q, queue_info)
+{
+	struct kvm_vm *vm = vm_create_barebones();
+	int vmq = kvmq_attach(self->dev, vm);
+	struct kvmq_vm_queue_info qi;
+	char hi[] = "hi";
+
+	EXPECT_EQ(0, queue_info(self->b.vmq, 0, &qi));
+	EXPECT_EQ(0, qi.length);
+	EXPECT_EQ(0, qi.senders);
+	kvmq_grant(self->b.vmq, 0, ID_A);
+	kvmq_grant(self->b.vmq, 0, 7);
+	EXPECT_EQ(0, kvmq_post_err(self->b.vmq, 0, hi, sizeof(hi)));
+	EXPECT_EQ(0, kvmq_post_err(self->b.vmq, 0, hi, sizeof(hi)));
+	EXPECT_EQ(0, kvmq_post_err(self->b.vmq, KVMQ_QUEUE_VCPU(1), hi, 1));
+	EXPECT_EQ(0, queue_info(self->b.vmq, 0, &qi));
+	EXPECT_EQ(2, qi.length);
+	EXPECT_EQ(2, qi.senders);
+	EXPECT_EQ(0, queue_info(self->b.vmq, KVMQ_QUEUE_VCPU(1), &qi));
+	EXPECT_EQ(1, qi.length);
+	EXPECT_EQ(0, qi.senders);
+	EXPECT_EQ(0, kvmq_grant_err(self->b.vmq, KVMQ_VM_REVOKE, 0, 7));
+	EXPECT_EQ(0, queue_info(self->b.vmq, 0, &qi));
+	EXPECT_EQ(1, qi.senders);
+
+	EXPECT_EQ(-EINVAL, queue_info(self->b.vmq, 1, &qi));
+	EXPECT_EQ(-EINVAL, queue_info(self->b.vmq, KVMQ_QUEUE_VCPU(2), &qi));
+	qi.__reserved = 1;
+	qi.queue = 0;
+	EXPECT_EQ(-EINVAL, kvmq_ioctl_err(self->b.vmq, KVMQ_VM_GET_QUEUE, &qi));
+	EXPECT_EQ(-ENODEV, queue_info(vmq, 0, &qi));
+	close(vmq);
+	kvm_vm_free(vm);
+}
+
 TEST(queues_config)
 {
 	struct kvmq_vm_queues cfg = { .size = sizeof(cfg) };
