@@ -7,7 +7,8 @@
 #   make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, ...)
 #   make demo          boot the test host and run the pipeline demo
 #   make bench         boot the test host and print the cost of each message kind
-#   make style         checkpatch.pl --strict on the module and UAPI sources
+#   make style         checkpatch.pl --strict on the modules and UAPI sources
+#   make guest         build the guest driver guest/kvmq_guest.ko
 #   make install       install the module for $(KVER) (modules_install)
 #   make deps          fetch headers, kernel image, sources, QEMU (apt)
 #
@@ -25,7 +26,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check check-debug demo bench clean:
+all modules install selftests style check check-debug demo bench guest clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -35,8 +36,9 @@ KSRC ?= $(shell $(ENV) && echo $$KSRC)
 export KVER KDIR KSRC
 
 SELFTESTS := tools/testing/selftests/kvmq
-KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h)) \
-		  include/uapi/linux/kvmq.h
+KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h \
+					 guest/*.c guest/*.h)) \
+		  $(wildcard include/uapi/linux/kvmq*.h)
 
 all: modules
 
@@ -52,6 +54,10 @@ install: modules
 
 selftests: deps
 	$(MAKE) -C $(SELFTESTS) KSRC=$(KSRC) KVMQ_WERROR=$(KVMQ_WERROR)
+
+# The guest driver, against the same headers: the guests run the same kernel.
+guest: $(KDIR)/Makefile
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest KVMQ_WERROR=$(KVMQ_WERROR) modules
 
 style: deps
 	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
@@ -87,8 +93,10 @@ check-debug: selftests
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest clean
 	$(MAKE) -C $(SELFTESTS) clean
 
 endif
 
-.PHONY: all deps modules install selftests style check check-debug demo bench clean
+.PHONY: all deps modules install selftests style check check-debug demo bench \
+	guest clean
