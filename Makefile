@@ -8,7 +8,9 @@
 #   make demo          boot the test host and run the pipeline demo
 #   make bench         boot the test host and print the cost of each message kind
 #   make style         checkpatch.pl --strict on the modules and UAPI sources
-#   make guest         build the guest driver guest/kvmq_guest.ko
+#   make guest         build the guest driver guest/kvmq_guest.ko and the
+#                      static CLI tools/kvmq/kvmq (Documentation/guest.rst)
+#   make guest-test    run the CLI's unit tests on this machine
 #   make install       install the module for $(KVER) (modules_install)
 #   make deps          fetch headers, kernel image, sources, QEMU (apt)
 #
@@ -36,6 +38,7 @@ KSRC ?= $(shell $(ENV) && echo $$KSRC)
 export KVER KDIR KSRC
 
 SELFTESTS := tools/testing/selftests/kvmq
+GUEST_TOOLS := tools/kvmq
 KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h \
 					 guest/*.c guest/*.h)) \
 		  $(wildcard include/uapi/linux/kvmq*.h)
@@ -55,9 +58,14 @@ install: modules
 selftests: deps
 	$(MAKE) -C $(SELFTESTS) KSRC=$(KSRC) KVMQ_WERROR=$(KVMQ_WERROR)
 
-# The guest driver, against the same headers: the guests run the same kernel.
+# The guest side: the driver, against the same headers (the guests run the
+# same kernel), and the CLI, linked statically for a busybox initramfs.
 guest: $(KDIR)/Makefile
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest KVMQ_WERROR=$(KVMQ_WERROR) modules
+	$(MAKE) -C $(GUEST_TOOLS) KVMQ_WERROR=$(KVMQ_WERROR)
+
+guest-test:
+	$(MAKE) -C $(GUEST_TOOLS) KVMQ_WERROR=$(KVMQ_WERROR) test
 
 style: deps
 	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
@@ -95,8 +103,9 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest clean
 	$(MAKE) -C $(SELFTESTS) clean
+	$(MAKE) -C $(GUEST_TOOLS) clean
 
 endif
 
 .PHONY: all deps modules install selftests style check check-debug demo bench \
-	guest clean
+	guest guest-test clean
