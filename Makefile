@@ -7,7 +7,10 @@
 #   make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, ...)
 #   make demo          boot the test host and run the pipeline demo
 #   make bench         boot the test host and print the cost of each message kind
-#   make style         checkpatch.pl --strict on the module and UAPI sources
+#   make style         checkpatch.pl --strict on the modules and UAPI sources
+#   make guest         build the guest driver guest/kvmq_guest.ko and the
+#                      static CLI tools/kvmq/kvmq (Documentation/guest.rst)
+#   make guest-test    run the CLI's unit tests on this machine
 #   make install       install the module for $(KVER) (modules_install)
 #   make deps          fetch headers, kernel image, sources, QEMU (apt)
 #
@@ -25,7 +28,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check check-debug demo bench clean:
+all modules install selftests style check check-debug demo bench guest clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -35,8 +38,10 @@ KSRC ?= $(shell $(ENV) && echo $$KSRC)
 export KVER KDIR KSRC
 
 SELFTESTS := tools/testing/selftests/kvmq
-KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h)) \
-		  include/uapi/linux/kvmq.h
+GUEST_TOOLS := tools/kvmq
+KERNEL_SOURCES := $(filter-out %.mod.c,$(wildcard kvmq/*.c kvmq/*.h \
+					 guest/*.c guest/*.h)) \
+		  $(wildcard include/uapi/linux/kvmq*.h)
 
 all: modules
 
@@ -52,6 +57,15 @@ install: modules
 
 selftests: deps
 	$(MAKE) -C $(SELFTESTS) KSRC=$(KSRC) KVMQ_WERROR=$(KVMQ_WERROR)
+
+# The guest side: the driver, against the same headers (the guests run the
+# same kernel), and the CLI, linked statically for a busybox initramfs.
+guest: $(KDIR)/Makefile
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest KVMQ_WERROR=$(KVMQ_WERROR) modules
+	$(MAKE) -C $(GUEST_TOOLS) KVMQ_WERROR=$(KVMQ_WERROR)
+
+guest-test:
+	$(MAKE) -C $(GUEST_TOOLS) KVMQ_WERROR=$(KVMQ_WERROR) test
 
 style: deps
 	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
@@ -87,8 +101,11 @@ check-debug: selftests
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest clean
 	$(MAKE) -C $(SELFTESTS) clean
+	$(MAKE) -C $(GUEST_TOOLS) clean
 
 endif
 
-.PHONY: all deps modules install selftests style check check-debug demo bench clean
+.PHONY: all deps modules install selftests style check check-debug demo bench \
+	guest guest-test clean

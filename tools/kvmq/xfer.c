@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Files over kvmq.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xfer.h"
+
+/* Read until @len bytes or the end of the file. */
+static int64_t kvmq_read_full(int fd, void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = read(fd, (char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (!n)
+			break;
+		done += (uint64_t)n;
+	}
+	return (int64_t)done;
+}
+
+static int kvmq_write_full(int fd, const void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int kvmq_fail(struct kvmq_xfer *x, const char *what, int ret)
+{
+	x->what = what;
+	return ret;
+}
+
+static int kvmq_send_bytes_stream(struct kvmq *q, int fd, uint32_t dest,
+				  uint32_t queue, struct kvmq_xfer *x)
+{
+	char buf[KVMQ_MSG_BYTES_MAX];
+	int64_t n;
+	int ret;
+
+	for (;;) {
+		n = kvmq_read_full(fd, buf, sizeof(buf));
+		if (n < 0)
+			return kvmq_fail(x, "read", (int)n);
+		if (!n)
+			return 0;
+		ret = kvmq_send_bytes(q, dest, queue, buf, (uint32_t)n, 0);
+		if (ret)
+			return kvmq_fail(x, "send", ret);
+		x->msgs++;
+		x->bytes += (uint64_t)n;
+		if (n < (int64_t)sizeof(buf))
+			return 0;
+	}
+}
+
+static int kvmq_send_pages_stream(struct kvmq *q, int fd, uint32_t dest,
+				  uint32_t queue, uint32_t kind,
+				  uint32_t per_msg, struct kvmq_xfer *x)
+{
+	uint64_t offsets[KVMQ_MSG_PAGES_MAX], unit = kvmq_unit(kind), off;
+	uint64_t chunk = unit * per_msg;
+	uint32_t nr, i;
+	char *map;
+	int64_t n;
+	int ret;
+
+	if (!unit || !per_msg || per_msg > KVMQ_MSG_PAGES_MAX)
+		return kvmq_fail(x, "send", -EINVAL);
+	map = kvmq_map(q);
+	if (!map)
+		return kvmq_fail(x, "mmap", -errno);
+	for (;;) {
+		ret = kvmq_alloc(q, kind, per_msg, &off);
+		if (ret)
+			return kvmq_fail(x, "alloc", ret);
+		n = kvmq_read_full(fd, map + off, chunk);
+		if (n < 0) {
+			kvmq_release(q, off, kvmq_unit_pages(kind, per_msg));
+			return kvmq_fail(x, "read", (int)n);
+		}
+		nr = (uint32_t)(((uint64_t)n + unit - 1) / unit);
+		if (nr < per_msg) {
+			ret = kvmq_release(q, off + nr * unit,
+					   kvmq_unit_pages(kind, per_msg - nr));
+			if (ret)
+				return kvmq_fail(x, "release", ret);
+		}
+		if (!nr)
+			return 0;
+		for (i = 0; i < nr; i++)
+			offsets[i] = off + i * unit;
+		ret = kvmq_send_pages(q, dest, queue, kind, offsets, nr,
+				      (uint32_t)n, 0);
+		if (ret) {
+			kvmq_release(q, off, kvmq_unit_pages(kind, nr));
+			return kvmq_fail(x, "send", ret);
+		}
+		x->msgs++;
+		x->bytes += (uint64_t)n;
+		if ((uint64_t)n < chunk)
+			return 0;
+	}
+}
+
+int kvmq_send_stream(struct kvmq *q, int fd, uint32_t dest, uint32_t queue,
+		     uint32_t kind, uint32_t per_msg, struct kvmq_xfer *x)
+{
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	if (kind == KVMQ_MSG_BYTES)
+		ret = kvmq_send_bytes_stream(q, fd, dest, queue, x);
+	else
+		ret = kvmq_send_pages_stream(q, fd, dest, queue, kind, per_msg,
+					     x);
+	if (ret)
+		return ret;
+	ret = kvmq_send_bytes(q, dest, queue, NULL, 0, 0);
+	return ret ? kvmq_fail(x, "send", ret) : 0;
+}
+
+int kvmq_recv_stream(struct kvmq *q, int fd, uint32_t queue, uint64_t count,
+		     struct kvmq_xfer *x)
+{
+	char buf[KVMQ_MSG_BYTES_MAX], *map = NULL;
+	struct kvmqg_recv r;
+	uint64_t len;
+	uint32_t pages;
+	int ret, rel;
+
+	memset(x, 0, sizeof(*x));
+	while (!count || x->msgs < count) {
+		ret = kvmq_recv(q, queue, &r, buf, sizeof(buf), 0);
+		if (ret)
+			return kvmq_fail(x, "recv", ret);
+		if (r.kind == KVMQ_MSG_BYTES) {
+			if (!r.len) {
+				x->end = 1;
+				return 0;
+			}
+			if (r.len > sizeof(buf))
+				return kvmq_fail(x, "recv", -EMSGSIZE);
+			ret = kvmq_write_full(fd, buf, r.len);
+			if (ret)
+				return kvmq_fail(x, "write", ret);
+		} else {
+			pages = kvmq_unit_pages(r.kind, r.nr);
+			if (!map)
+				map = kvmq_map(q);
+			if (!map) {
+				ret = -errno;
+				kvmq_release(q, r.offset, pages);
+				return kvmq_fail(x, "mmap", ret);
+			}
+			len = r.len;
+			if (len > (uint64_t)pages * KVMQ_PAGE_SIZE)
+				len = (uint64_t)pages * KVMQ_PAGE_SIZE;
+			ret = kvmq_write_full(fd, map + r.offset, len);
+			rel = kvmq_release(q, r.offset, pages);
+			if (ret)
+				return kvmq_fail(x, "write", ret);
+			if (rel)
+				return kvmq_fail(x, "release", rel);
+		}
+		x->msgs++;
+		x->bytes += r.len;
+	}
+	return 0;
+}
