@@ -477,7 +477,11 @@ long kvmq_vm_post(void *priv, void *arg)
 	return kvmq_enqueue_bytes(priv, q, msg);
 }
 
-/* Called when the per-VM file is released: refuse further messages. */
+/*
+ * Called when the per-VM file is released: refuse further messages, and
+ * wake the senders waiting for room, whose next send finds the VM gone
+ * rather than waiting for room that never comes.
+ */
 void kvmq_queues_kill(struct kvmq_vm *vm)
 {
 	struct kvmq_queues *qs = kvmq_vm_queues(vm);
@@ -486,6 +490,7 @@ void kvmq_queues_kill(struct kvmq_vm *vm)
 	for (i = 0; qs && i < qs->nr_total; i++) {
 		guard(mutex)(&qs->q[i].lock);
 		qs->q[i].dead = true;
+		kvmq_notify_room(vm, &qs->q[i]);
 	}
 }
 

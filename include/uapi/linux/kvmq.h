@@ -544,7 +544,8 @@ struct kvmq_vm_rings {
  *   ring's @flags); without rings, when a message enters the queue;
  * - room notification (KVMQ_NOTIFY_SPACE): when a queue that refused a
  *   send of this VM (-EAGAIN or -ENOBUFS) may take it now: a message left
- *   it, or its VM released pages.  One signal per refusal at most.
+ *   it, or its VM released pages; or when the queue's VM went away (the
+ *   next send fails with -ENOENT).  One signal per refusal at most.
  *
  * A new eventfd replaces the previous one.  kvmq holds a reference on it
  * until it is replaced, removed or the VM is freed.

@@ -217,6 +217,24 @@ TEST_F(nt, room)
 }
 
 /*
+ * The receiver goes away while A waits for room: A is told, and its next
+ * send finds no such VM instead of waiting for room that never comes.
+ */
+TEST_F(nt, room_receiver_gone)
+{
+	ASSERT_EQ(0, set_notify(self->a.vmq, KVMQ_NOTIFY_SPACE, self->efd));
+	send_n(&self->a, DEPTH + 1, -EAGAIN);
+	EXPECT_EQ(0, efd_take(self->efd));
+	kvmq_peer_destroy(&self->b);
+	EXPECT_EQ(1, efd_take(self->efd));
+	EXPECT_EQ(1, kvmq_get_stats(self->a.vmq).room_notified);
+	send_n(&self->a, 1, -ENOENT);
+	/* For the teardown. */
+	kvmq_peer_create(&self->b, self->dev, self->group, ID_B, NULL,
+			 AP_LEN, AP_LEN, DEPTH);
+}
+
+/*
  * A receiver that halts: it asks for an interrupt, checks its ring once
  * more, and halts; an arrival raises the MSI its VMM bound to the queue's
  * eventfd, which wakes it.  While it waits it makes no exit.
