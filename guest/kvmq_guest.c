@@ -1076,6 +1076,8 @@ static long kvmqg_ioctl_peers(struct kvmqg_file *f, void __user *uarg)
 	t = kmalloc(sizeof(*t), GFP_KERNEL);
 	if (!t)
 		return -ENOMEM;
+	/* Drains scheduled so far are done: posts made before boot are in. */
+	flush_work(&dev->ctl_work);
 	ret = kvmqg_enter(dev);
 	if (ret)
 		goto out;
