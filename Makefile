@@ -71,7 +71,7 @@ style: deps
 	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
 		--ignore FILE_PATH_CHANGES -f $(KERNEL_SOURCES)
 
-check: modules selftests
+check: modules selftests guest
 	scripts/run-tests.sh
 
 demo: modules selftests

@@ -1,7 +1,8 @@
 #!/bin/bash
 # guest-run.sh - kvmq test runner inside the test host VM (see testvm.sh).
 # Usage: guest-run.sh KO_PATH TESTDIR [TEST...]
-# Loads KO_PATH, runs TEST... (default: every executable TESTDIR/*_test) from
+# Loads KO_PATH, runs TEST... (default: every executable TESTDIR/*_test and
+# *_test.py) from
 # TESTDIR with a per-test timeout, echoes their TAP and counts top-level TAP
 # results: "ok" = pass, "ok ... # SKIP" = skip, "not ok" (also # TODO) or
 # "Bail out!" = fail.  A test also fails once if it exits non-zero (4 =
@@ -76,7 +77,7 @@ if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
 fi
 
 if [ $# = 0 ]; then
-	for f in "$dir"/*_test; do [ -x "$f" ] && set -- "$@" "${f##*/}"; done
+	for f in "$dir"/*_test "$dir"/*_test.py; do [ -x "$f" ] && set -- "$@" "${f##*/}"; done
 	[ $# = 0 ] && failed "no *_test executables in $dir"
 fi
 

@@ -15,6 +15,13 @@ top=$(dirname "$here")
 . "$here/kvmq-env.sh"
 "$here/deps.sh"
 
+# The L2 Linux guests of kvmq_qemu_test.py: the patched QEMU (also the test
+# host's, see testvm.sh) and Debian's kernel for the guests.
+KVMQ_QEMU=${KVMQ_QEMU:-$("$here/qemu.sh" --print)}
+KVMQ_GUEST_KERNEL=${KVMQ_GUEST_KERNEL:-$IMGDIR/boot/vmlinuz-$KVER}
+KVMQ_TOP=$top
+export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP
+
 results=${KVMQ_RESULTS:-$KVMQ_CACHE/results}
 ko=${KVMQ_MODULE:-$top/kvmq/kvmq.ko}
 testdir=${KVMQ_TESTDIR:-$top/tools/testing/selftests/kvmq}

@@ -1,0 +1,401 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""kvmq_qemu_test - Linux guests under QEMU's kvmq-pci device (TAP).
+
+Runs in the test host with kvmq loaded.  Boots L2 Linux guests (Debian's
+kernel, the guest initramfs of scripts/mkguest-initramfs.sh with the
+kvmq_guest driver and the kvmq CLI) under the QEMU of scripts/qemu.sh, in
+one kvmq group, and checks what the guests and QMP see.
+
+Environment (scripts/run-tests.sh sets them):
+  KVMQ_QEMU          the patched qemu-system-x86_64
+  KVMQ_GUEST_KERNEL  the guests' kernel
+  KVMQ_TOP           the kvmq tree (scripts/, guest/, tools/kvmq/)
+  KVMQ_QEMU_TESTS    run only these tests (names without test_, spaces)
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+top = os.environ.get("KVMQ_TOP",
+                     os.path.abspath(os.path.join(os.path.dirname(__file__),
+                                                  "../../../..")))
+sys.path.insert(0, os.path.join(top, "tools/kvmq"))
+import kvmq_host  # noqa: E402
+
+BOOT = 300              # seconds a guest may take to boot and finish
+results = []
+
+
+def tap(ok, name, why=""):
+    results.append(ok)
+    print("%sok %d %s%s" % ("" if ok else "not ", len(results), name,
+                            " # " + why if why else ""), flush=True)
+
+
+def diag(msg):
+    for line in str(msg).splitlines():
+        print("# " + line, flush=True)
+
+
+def dump(g):
+    diag("---- console of %s" % g.name)
+    diag(g.console()[-3000:])
+    out = g.qemu_output()
+    if out:
+        diag("---- qemu of %s" % g.name)
+        diag(out[-2000:])
+
+
+class Env:
+    def __init__(self):
+        self.qemu = os.environ["KVMQ_QEMU"]
+        self.kernel = os.environ["KVMQ_GUEST_KERNEL"]
+        self.dir = kvmq_host.workdir()
+        self.guests = []
+
+    def initrd(self, name, files):
+        """A guest initramfs with `files` ({dest: bytes or str})."""
+        paths = []
+        for dest, data in files.items():
+            src = os.path.join(self.dir, name + "." + os.path.basename(dest))
+            with open(src, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+            os.chmod(src, 0o755)
+            paths.append("%s:%s" % (src, dest))
+        out = os.path.join(self.dir, name + ".cpio.gz")
+        subprocess.run([os.path.join(top, "scripts/mkguest-initramfs.sh"),
+                        out] + paths, check=True, stdout=subprocess.DEVNULL)
+        return out
+
+    def guest(self, name, identity, group, script, files=None, **kw):
+        files = dict(files or {})
+        files["/root/run.sh"] = script
+        g = kvmq_host.Guest(self.qemu, self.kernel,
+                            self.initrd(name, files), name, identity,
+                            group, "sh /root/run.sh", self.dir, **kw)
+        self.guests.append(g)
+        return g
+
+    def cleanup(self):
+        for g in self.guests:
+            g.kill()
+        self.guests = []
+
+
+# Guest side: wait for the peer the VMM posted, then act.
+WAIT_PEER = """
+i=0
+until kvmq peers | grep -q "^%s "; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo no peer %s; exit 1; }
+	sleep 0.1
+done
+"""
+
+SENDER = WAIT_PEER % ("recv", "recv") + """
+for k in bytes pages blocks; do
+	kvmq send --$k recv /root/$k.dat || { echo SEND-FAIL $k; exit 1; }
+done
+# Queue 2 of the receiver: no grant.
+kvmq send --bytes recv:2 /root/bytes.dat 2>/tmp/err
+echo "NOGRANT: $? $(cat /tmp/err)"
+kvmq info | sed 's/^/INFO /'
+echo DONE
+sleep 600
+"""
+
+RECEIVER = WAIT_PEER % ("send", "send") + """
+for k in bytes pages blocks; do
+	kvmq recv -o /tmp/$k || { echo RECV-FAIL $k; exit 1; }
+	echo "SUM $k $(sha256sum /tmp/$k | cut -d' ' -f1)"
+done
+kvmq info | sed 's/^/INFO /'
+echo DONE
+sleep 600
+"""
+
+
+def data(seed, size):
+    return random.Random(seed).randbytes(size)
+
+
+def info_of(g):
+    """The guest's `kvmq info` as a dict (lines "INFO key: value")."""
+    d = {}
+    for line in g.console().splitlines():
+        if line.startswith("INFO ") and ":" in line:
+            k, v = line[5:].split(":", 1)
+            d[k.strip()] = v.strip()
+    return d
+
+
+def test_transfer(env):
+    """A file of each kind between two guests, identities posted by QMP."""
+    pool0 = kvmq_host.debugfs_stat("aperture_pages")
+    group = kvmq_host.create_group()
+    files = {
+        "bytes": data(1, 100 * 1024 + 17),
+        "pages": data(2, 3 * 1024 * 1024 + 4097),
+        "blocks": data(3, 5 * 1024 * 1024 + 123),
+    }
+    try:
+        a = env.guest("send", 1, group, SENDER,
+                      {"/root/%s.dat" % k: v for k, v in files.items()})
+        b = env.guest("recv", 2, group, RECEIVER, queues=2)
+    finally:
+        os.close(group)
+    a.post("peer recv 2\n")
+    b.post("peer send 1\n")
+    b.grant(1, queue=1)
+    a.start()
+    b.start()
+
+    done_a = a.wait_line("DONE", BOOT) is not None
+    done_b = b.wait_line("DONE", BOOT) is not None
+    tap(done_a and done_b, "transfer: both guests finished")
+    if not (done_a and done_b):
+        dump(a)
+        dump(b)
+    for k, v in files.items():
+        want = hashlib.sha256(v).hexdigest()
+        got = b.wait_line("SUM %s " % k, 1)
+        tap(got == want, "transfer: %s, %d bytes, byte for byte" %
+            (k, len(v)), "" if got == want else "got %s" % got)
+
+    nogrant = a.wait_line("NOGRANT:", 1) or ""
+    tap(nogrant.startswith("1 ") and "Permission denied" in nogrant,
+        "transfer: a queue without a grant refuses with EACCES")
+    if not nogrant.startswith("1 "):
+        diag("NOGRANT: %s" % nogrant)
+
+    qa, qb = a.query(), b.query()
+    diag("query-kvmq send: %s" % qa)
+    diag("query-kvmq recv: %s" % qb)
+    sa, sb = qa["stats"], qb["stats"]
+    # Each kind: data messages, then one empty end marker.
+    # Each guest also received the one post that named its peer.
+    ok = (sa["sent"] + 1 == sb["received"] and sa["sent"] > 3 and
+          sa["received"] == 1 and
+          sa["sent-bytes"] == sum(len(v) for v in files.values()) and
+          sb["received-bytes"] == sa["sent-bytes"] + len("peer send 1\n") and
+          qa["identity"] == 1 and qb["identity"] == 2 and
+          [q["length"] for q in qb["queues"]] == [0, 0, 0] and
+          [q["senders"] for q in qb["queues"]] == [0, 1, 0] and
+          sa["refused"] == 0 and sb["notified"] > 0 and
+          sa["pages-moved"] >= (3 * 1024 * 1024 + 4097) // 4096 +
+          (5 * 1024 * 1024 + 123) // 4096)
+    tap(ok, "transfer: query-kvmq matches what the guests did")
+    # The guests gave back every page they held.
+    ia, ib = info_of(a), info_of(b)
+    ok = ia.get("held") == "0" and ib.get("held") == "0" and \
+        qa["held"] == 0 and qb["held"] == 0 and qb["queued"] == 0
+    tap(ok, "transfer: nothing held in the guests or the apertures",
+        "" if ok else "guest held %s/%s" % (ia.get("held"), ib.get("held")))
+
+    env.cleanup()
+    pool = kvmq_host.debugfs_stat("aperture_pages")
+    tap(pool == pool0, "transfer: host pool back to %d pages after QEMU "
+        "exits" % pool0, "" if pool == pool0 else "%d pages" % pool)
+
+
+def wait_until(pred, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+# A stream of inline messages (~800 of them); then, once the VMM names the
+# peer "again", a second, small file.
+STREAMER = WAIT_PEER % ("recv", "recv") + """
+kvmq send --bytes recv /root/big.dat 2>/tmp/err
+echo "FIRST: $? $(cat /tmp/err)"
+i=0
+until kvmq peers | grep -q "^again "; do
+	i=$((i + 1)); [ $i -lt 1200 ] || { echo no go; exit 1; }
+	sleep 0.1
+done
+kvmq send --pages recv /root/small.dat 2>/tmp/err
+echo "SECOND: $? $(cat /tmp/err)"
+echo DONE
+sleep 600
+"""
+
+STREAM_RECEIVER = WAIT_PEER % ("send", "send") + """
+kvmq recv -o /tmp/out
+echo "RECVD: $? $(sha256sum /tmp/out | cut -d' ' -f1)"
+echo DONE
+sleep 600
+"""
+
+SMALL = data(5, 64 * 1024 + 3)
+
+
+def stream_pair(env, group, depth=8, reboot=False):
+    a = env.guest("send", 1, group, STREAMER,
+                  {"/root/big.dat": data(4, 800 * 2048),
+                   "/root/small.dat": SMALL})
+    b = env.guest("recv", 2, group, STREAM_RECEIVER, depth=depth,
+                  reboot=reboot)
+    a.post("peer recv 2\n")
+    b.post("peer send 1\n")
+    b.grant(1)
+    a.start()
+    b.start()
+    return a, b
+
+
+def test_revoke(env):
+    """A grant revoked mid-stream: EACCES, then granted again, it works."""
+    group = kvmq_host.create_group()
+    try:
+        a, b = stream_pair(env, group)
+    finally:
+        os.close(group)
+    ok = wait_until(lambda: b.received() >= 100, BOOT)
+    tap(ok, "revoke: the stream flows")
+    if not ok:
+        dump(a)
+        dump(b)
+        return
+    b.revoke(1)
+    first = a.wait_line("FIRST:", 120) or ""
+    tap(first.startswith("1 ") and "Permission denied" in first,
+        "revoke: the sender's next send fails with EACCES",
+        "" if first.startswith("1 ") else "got %r" % first)
+    got = b.received()
+    time.sleep(1)
+    tap(b.received() == got and b.query()["queues"][1]["senders"] == 0,
+        "revoke: nothing arrives after it")
+    b.grant(1)
+    a.post("peer again 9\n")
+    second = a.wait_line("SECOND:", 120) or ""
+    tap(second.startswith("0"), "revoke: granted again, the sender sends",
+        "" if second.startswith("0") else "got %r" % second)
+    recvd = b.wait_line("RECVD:", 120) or ""
+    tap(recvd.startswith("0 "), "revoke: the receiver got the end of it")
+
+
+def test_qemu_killed(env):
+    """The receiver's QEMU SIGKILLed mid-stream; a new one takes its place."""
+    pool0 = kvmq_host.debugfs_stat("aperture_pages")
+    group = kvmq_host.create_group()
+    try:
+        a, b = stream_pair(env, group)
+        ok = wait_until(lambda: b.received() >= 100, BOOT)
+        tap(ok, "kill: the stream flows")
+        if not ok:
+            dump(a)
+            dump(b)
+            return
+        b.kill()
+        first = a.wait_line("FIRST:", 120) or ""
+        tap(first.startswith("1 ") and "No such file" in first,
+            "kill: the sender's next send fails with ENOENT",
+            "" if first.startswith("1 ") else "got %r" % first)
+        # The same identity again, in a new QEMU.
+        c = env.guest("recv2", 2, group, STREAM_RECEIVER)
+    finally:
+        os.close(group)
+    c.post("peer send 1\n")
+    c.grant(1)
+    c.start()
+    a.post("peer again 9\n")
+    second = a.wait_line("SECOND:", BOOT) or ""
+    tap(second.startswith("0"), "kill: the sender sends to the new VM",
+        "" if second.startswith("0") else "got %r" % second)
+    recvd = c.wait_line("RECVD:", 120) or ""
+    want = hashlib.sha256(SMALL).hexdigest()
+    tap(recvd == "0 " + want, "kill: the new VM receives it byte for byte")
+    env.cleanup()
+    pool = kvmq_host.debugfs_stat("aperture_pages")
+    tap(pool == pool0, "kill: host pool back to %d pages" % pool0,
+        "" if pool == pool0 else "%d pages" % pool)
+
+
+def test_reset(env):
+    """The receiver reset mid-stream: it boots again and drains the queue."""
+    pool0 = kvmq_host.debugfs_stat("aperture_pages")
+    group = kvmq_host.create_group()
+    try:
+        a, b = stream_pair(env, group, reboot=True)
+    finally:
+        os.close(group)
+    ok = wait_until(lambda: b.received() >= 100, BOOT)
+    tap(ok, "reset: the stream flows")
+    if not ok:
+        dump(a)
+        dump(b)
+        return
+    b.reset()
+    # The new boot has a new peer table: the VMM tells it again.
+    b.post("peer send 1\n")
+    # Booted again, the receiver takes the rest of the stream (the queue
+    # outlives the reset) up to its end.
+    first = a.wait_line("FIRST:", BOOT) or ""
+    tap(first.startswith("0"), "reset: the sender's stream completes",
+        "" if first.startswith("0") else "got %r" % first)
+    ok = wait_until(lambda: b.console().count("RECVD: 0 ") == 1, BOOT)
+    tap(ok, "reset: the receiver, booted again, got the stream's end")
+    q = b.query()
+    tap(q["held"] == 0 and q["queued"] == 0 and
+        q["queues"][1]["senders"] == 1,
+        "reset: nothing held, the grant kept")
+    env.cleanup()
+    pool = kvmq_host.debugfs_stat("aperture_pages")
+    tap(pool == pool0, "reset: host pool back to %d pages" % pool0,
+        "" if pool == pool0 else "%d pages" % pool)
+
+
+def test_no_device(env):
+    """A guest without the device boots and runs while kvmq is loaded."""
+    g = env.guest("plain", 0, None, "echo PLAIN-OK\n")
+    g.start()
+    st = g.wait_exit(BOOT)
+    tap(st == 0 and "PLAIN-OK" in g.console(),
+        "no device: a guest without kvmq-pci runs")
+    if st != 0:
+        dump(g)
+
+
+def main():
+    for v in ("KVMQ_QEMU", "KVMQ_GUEST_KERNEL"):
+        if not os.environ.get(v):
+            print("1..0 # SKIP %s not set (scripts/run-tests.sh sets it)" %
+                  v)
+            return 4
+    if not os.path.exists("/dev/kvmq") or not os.path.exists("/dev/kvm"):
+        print("1..0 # SKIP needs /dev/kvm and kvmq loaded")
+        return 4
+    env = Env()
+    tests = [test_transfer, test_revoke, test_qemu_killed, test_reset,
+             test_no_device]
+    only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
+    if only:
+        tests = [t for t in tests if t.__name__[5:] in only]
+    try:
+        for t in tests:
+            try:
+                t(env)
+            except Exception as e:          # report, go on
+                tap(False, "%s: %s: %s" % (t.__name__, type(e).__name__, e))
+                for g in env.guests:
+                    dump(g)
+            finally:
+                env.cleanup()
+    finally:
+        shutil.rmtree(env.dir, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
