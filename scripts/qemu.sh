@@ -98,7 +98,6 @@ if [ "$(cat "$tree/.kvmq-series" 2>/dev/null)" != "$ver-$series" ]; then
 	git -C "$tree" -c user.name=kvmq -c user.email=kvmq@localhost \
 		am -q "$top"/qemu/*.patch
 	echo "$ver-$series" >"$tree/.kvmq-series"
-	rm -rf "$dir/build"
 fi
 
 # The series carries a copy of kvmq's UAPI header: it must be this one.
@@ -108,7 +107,8 @@ if ! cmp -s "$top/include/uapi/linux/kvmq.h" "$tree/linux-headers/linux/kvmq.h";
 	exit 1
 fi
 
-# Configure once per tree; ninja rebuilds only what changed.
+# Configure once; ninja rebuilds what the series changed (cp -a kept the
+# other files' times) and reruns meson when a meson.build changed.
 build=$dir/build
 if [ ! -e "$build/build.ninja" ]; then
 	log "configuring"
