@@ -366,6 +366,84 @@ def test_no_device(env):
         dump(g)
 
 
+def qemu_fails(env, devs, fds=()):
+    """QEMU's error message when it refuses to start with `devs`."""
+    argv = [env.qemu, "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
+            "-machine", "q35", "-accel", "kvm", "-nodefaults",
+            "-display", "none", "-S"]
+    for d in devs:
+        argv += ["-device", d]
+    try:
+        p = subprocess.run(argv, pass_fds=fds, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "(started)"
+    return p.stderr.strip() if p.returncode else "(started)"
+
+
+def qmp_error(fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except kvmq_host.QmpError as e:
+        return str(e)
+    return "(no error)"
+
+
+def test_errors(env):
+    """Bad device properties and QMP arguments: clear errors, no crash."""
+    cases = [
+        (["kvmq-pci", "kvmq-pci"], "one kvmq-pci device per VM"),
+        (["kvmq-pci,aperture=3M"], "aperture must be a power of 2"),
+        (["kvmq-pci,queues=64"], "queues must be 1 to 63"),
+        (["kvmq-pci,depth=0"], "depth must be 1 to"),
+        (["kvmq-pci,quota=128M"], "quota must be"),
+        (["kvmq-pci,identity=3"], "an identity needs a group"),
+        (["kvmq-pci,group=nosuch,identity=3"], "group:"),
+    ]
+    for devs, want in cases:
+        err = qemu_fails(env, devs)
+        tap(want in err, "errors: -device %s: %s" % (" -device ".join(devs),
+                                                      want),
+            "" if want in err else "got %r" % err)
+
+    group = kvmq_host.create_group()
+    try:
+        a = env.guest("err", 5, group, "true\n", queues=2)
+        err = qemu_fails(env, ["kvmq-pci,group=%d,identity=5" % group],
+                         (group,))
+        tap("File exists" in err, "errors: an identity taken in the group",
+            "" if "File exists" in err else "got %r" % err)
+    finally:
+        os.close(group)
+    checks = [
+        (lambda: a.grant(7, queue=0), "not a data queue"),
+        (lambda: a.grant(7, queue=3), "not a data queue"),
+        (lambda: a.revoke(7, queue=1), "No such file or directory"),
+        (lambda: a.post("x" * 2049), "at most 2048"),
+        (lambda: a.qmp.cmd("kvmq-post", device="kvmq0", queue=9,
+                           data="x"), "Invalid argument"),
+        (lambda: a.qmp.cmd("kvmq-grant", device="nosuch", queue=1,
+                           sender=7), "is not a kvmq-pci device"),
+        (lambda: a.qmp.cmd("kvmq-set-identity", device="kvmq0",
+                           group="0", identity=6), "already"),
+    ]
+    for fn, want in checks:
+        err = qmp_error(fn)
+        tap(want in err, "errors: QMP: %s" % want,
+            "" if want in err else "got %r" % err)
+    a.grant(7)
+    err = qmp_error(a.grant, 7)
+    tap("File exists" in err, "errors: QMP: a grant twice")
+    tap(a.query()["queues"][1]["senders"] == 1 and a.proc.poll() is None,
+        "errors: QEMU still runs, the state as it was")
+
+    p = kvmq_host.Guest(env.qemu, env.kernel, env.initrd("nodev", {}),
+                        "nodev", 0, None, "true", env.dir)
+    env.guests.append(p)
+    tap(p.qmp.cmd("query-kvmq") == [],
+        "errors: query-kvmq without a device is empty")
+
+
 def main():
     for v in ("KVMQ_QEMU", "KVMQ_GUEST_KERNEL"):
         if not os.environ.get(v):
@@ -376,8 +454,8 @@ def main():
         print("1..0 # SKIP needs /dev/kvm and kvmq loaded")
         return 4
     env = Env()
-    tests = [test_transfer, test_revoke, test_qemu_killed, test_reset,
-             test_no_device]
+    tests = [test_errors, test_transfer, test_revoke, test_qemu_killed,
+             test_reset, test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
