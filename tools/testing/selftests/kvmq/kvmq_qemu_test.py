@@ -267,10 +267,16 @@ def test_revoke(env):
         dump(b)
         return
     b.revoke(1)
+    t0 = time.monotonic()
     first = a.wait_line("FIRST:", 120) or ""
     tap(first.startswith("1 ") and "Permission denied" in first,
         "revoke: the sender's next send fails with EACCES",
         "" if first.startswith("1 ") else "got %r" % first)
+    if not first.startswith("1 "):
+        diag("after %.0f s: %s %s" % (time.monotonic() - t0, a.query(),
+                                      b.query()))
+        dump(a)
+        dump(b)
     got = b.received()
     time.sleep(1)
     tap(b.received() == got and b.query()["queues"][1]["senders"] == 0,
@@ -353,6 +359,66 @@ def test_reset(env):
     pool = kvmq_host.debugfs_stat("aperture_pages")
     tap(pool == pool0, "reset: host pool back to %d pages" % pool0,
         "" if pool == pool0 else "%d pages" % pool)
+
+
+WAIT_KILL = """
+until kvmq peers | grep -q "^killnow "; do sleep 0.1; done
+kill -9 $pid
+wait $pid
+echo "KILLED: $?"
+kvmq info | sed 's/^/INFO /'
+echo DONE
+sleep 600
+"""
+
+KILLED_SENDER = WAIT_PEER % ("recv", "recv") + """
+kvmq send --pages -n 16 recv /root/big.dat &
+pid=$!
+""" + WAIT_KILL
+
+KILLED_RECEIVER = WAIT_PEER % ("send", "send") + """
+kvmq recv -o /tmp/out &
+pid=$!
+""" + WAIT_KILL
+
+
+def test_program_killed(env):
+    """Programs killed mid-transfer in the guests: their pages come back."""
+    group = kvmq_host.create_group()
+    try:
+        a = env.guest("send", 1, group, KILLED_SENDER,
+                      {"/root/big.dat": data(6, 24 * 1024 * 1024)})
+        b = env.guest("recv", 2, group, KILLED_RECEIVER, depth=4)
+    finally:
+        os.close(group)
+    a.post("peer recv 2\n")
+    b.post("peer send 1\n")
+    b.grant(1)
+    a.start()
+    b.start()
+    ok = wait_until(lambda: b.received() >= 20, BOOT)
+    tap(ok, "program killed: pages flow")
+    if not ok:
+        dump(a)
+        dump(b)
+        return
+    a.post("peer killnow 9\n")
+    b.post("peer killnow 9\n")
+    done = a.wait_line("DONE", 120) is not None and \
+        b.wait_line("DONE", 120) is not None
+    ia, ib = info_of(a), info_of(b)
+    qa, qb = a.query(), b.query()
+    diag("guest held: send %s, recv %s; aperture held: send %d, recv %d" %
+         (ia.get("held"), ib.get("held"), qa["held"], qb["held"]))
+    tap(done and a.wait_line("KILLED:", 1) == "137" and
+        b.wait_line("KILLED:", 1) == "137",
+        "program killed: both programs died of SIGKILL mid-transfer")
+    tap(ia.get("held") == "0" and qa["held"] == 0,
+        "program killed: the sender's pages, allocated and not sent, "
+        "came back")
+    tap(ib.get("held") == "0" and qb["held"] == 0,
+        "program killed: the receiver's pages, received and not given "
+        "back, came back")
 
 
 def test_no_device(env):
@@ -454,8 +520,8 @@ def main():
         print("1..0 # SKIP needs /dev/kvm and kvmq loaded")
         return 4
     env = Env()
-    tests = [test_errors, test_transfer, test_revoke, test_qemu_killed,
-             test_reset, test_no_device]
+    tests = [test_errors, test_transfer, test_program_killed, test_revoke,
+             test_qemu_killed, test_reset, test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
