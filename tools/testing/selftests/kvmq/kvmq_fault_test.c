@@ -97,6 +97,31 @@ static int put(const char *path, const char *val)
 }
 
 /*
+ * The text of kmemleak_scan_area(), or [0, 0): kmemleak's own allocation
+ * under it, for vmalloc(), must not fail (kmemleak would then log that it
+ * scans the whole object, which the runner takes for a report).
+ */
+static void kmemleak_range(unsigned long long *start, unsigned long long *end)
+{
+	unsigned long long addr, sym = 0, next = -1ULL;
+	char line[256], name[128];
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx %*s %127s", &addr, name) != 2)
+			continue;
+		if (!strcmp(name, "kmemleak_scan_area"))
+			sym = addr;
+		else if (sym && addr > sym && addr < next)
+			next = addr;
+	}
+	if (f)
+		fclose(f);
+	*start = sym && next != -1ULL ? sym : 0;
+	*end = sym && next != -1ULL ? next : 0;
+}
+
+/*
  * Let fail-nth fail any allocation made with kvmq's code on the stack,
  * quietly.  Returns false, with the reason in @c->why, if the kernel
  * cannot inject faults.
@@ -104,7 +129,7 @@ static int put(const char *path, const char *val)
 static bool fi_enable(struct fi_ctx *c)
 {
 	static const char *const kinds[] = { "failslab", "fail_page_alloc" };
-	unsigned long long base = 0, size = 0;
+	unsigned long long base = 0, size = 0, rstart, rend;
 	char path[128], line[256], start[32], end[32];
 	FILE *f;
 	int i;
@@ -128,6 +153,7 @@ static bool fi_enable(struct fi_ctx *c)
 			 "kvmq's address is not in /proc/modules");
 		return false;
 	}
+	kmemleak_range(&rstart, &rend);
 	snprintf(start, sizeof(start), "%llu", base);
 	snprintf(end, sizeof(end), "%llu", base + size);
 	for (i = 0; i < 2; i++) {
@@ -146,6 +172,10 @@ static bool fi_enable(struct fi_ctx *c)
 			TEST_ASSERT(!put(path, val), "cannot write %s", path); \
 		} while (0)
 		FI_PUT("require-end", end);
+		snprintf(line, sizeof(line), "%llu", rstart);
+		FI_PUT("reject-start", line);
+		snprintf(line, sizeof(line), "%llu", rend);
+		FI_PUT("reject-end", line);
 		FI_PUT("stacktrace-depth", "32");
 		FI_PUT("verbose", "0");
 		FI_PUT("ignore-gfp-wait", "N");
@@ -164,6 +194,10 @@ static void fi_disable(void)
 	put(DEBUGFS "/failslab/require-end", "18446744073709551615");
 	put(DEBUGFS "/fail_page_alloc/require-start", "0");
 	put(DEBUGFS "/fail_page_alloc/require-end", "18446744073709551615");
+	put(DEBUGFS "/failslab/reject-start", "0");
+	put(DEBUGFS "/failslab/reject-end", "0");
+	put(DEBUGFS "/fail_page_alloc/reject-start", "0");
+	put(DEBUGFS "/fail_page_alloc/reject-end", "0");
 }
 
 static void fi_arm(struct fi_ctx *c, unsigned int n)
