@@ -695,7 +695,13 @@ static int kvmq_send_pages_commit(struct kvmq_vm *vm, struct kvmq_send *s)
 	u32 nr = s->msg->npages;
 	int ret;
 
-	ret = kvmq_ap_pinned(s->msg->pages, nr);
+	/*
+	 * An earlier message of the batch may have listed some of the same
+	 * pages and taken them: look the pages up again, under the lock.
+	 */
+	ret = kvmq_ap_lookup_pages(vm, s->idx, nr, s->msg->pages);
+	if (!ret)
+		ret = kvmq_ap_pinned(s->msg->pages, nr);
 	if (ret)
 		return ret;
 

@@ -348,6 +348,64 @@ TEST_F(ring, submit)
 }
 
 /*
+ * Two sends of one batch list the same page: the first takes it, the
+ * second fails with -ENXIO, as it would on its own afterwards.  The page
+ * has one owner: A holds one page less, B receives it once.
+ */
+static void guest_submit_same_page(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)BUFS;
+	struct kvmq_cqe c;
+	uint32_t i;
+
+	*(volatile uint64_t *)AP = 7;
+	for (i = 0; i < 2; i++) {
+		memset(m + i, 0, offsetof(struct kvmq_msg, data));
+		m[i].kind = KVMQ_MSG_PAGES;
+		m[i].nr = 1;
+		m[i].len = PG;
+		m[i].gpas[0] = AP;
+		sq_post(KVMQ_OP_SEND, ID_B, 0, 0, BUFS + i * sizeof(*m), i);
+	}
+	EXPECT_HC(2, KVMQ_HC_SUBMIT, 0, 0, 0);
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.res, 0);
+	c = cq_take();
+	GUEST_ASSERT_EQ(c.res, -ENXIO);
+	GUEST_DONE();
+}
+
+static void guest_recv_page(uint64_t gva, uint64_t gpa)
+{
+	struct kvmq_msg *m = (void *)gva;
+
+	EXPECT_HC(0, KVMQ_HC_RECV, 0, gpa, 0);
+	GUEST_ASSERT(m->kind == KVMQ_MSG_PAGES && m->nr == 1);
+	GUEST_ASSERT_EQ(*(volatile uint64_t *)m->gpa, 7);
+	EXPECT_HC(-EAGAIN, KVMQ_HC_RECV, 0, gpa, 0);
+	EXPECT_HC(1, KVMQ_HC_RELEASE, m->gpa, 1, 0);
+	GUEST_DONE();
+}
+
+TEST_F(ring, batch_same_page)
+{
+	uint64_t held;
+
+	rings(&self->a);
+	set_guest(&self->a, guest_submit_same_page, 0, 0);
+	kvmq_run_to_done(self->a.vcpu);
+	held = kvmq_aperture_held(self->a.vmq);
+	/* The page left once; B's queue holds it once. */
+	EXPECT_EQ(PG, kvmq_get_aperture(self->b.vmq).queued);
+	EXPECT_EQ(kvmq_pool_pages() * PG,
+		  held + kvmq_get_aperture(self->b.vmq).queued);
+	set_guest(&self->b, guest_recv_page, 0, 0);
+	kvmq_run_to_done(self->b.vcpu);
+	EXPECT_EQ(0, kvmq_aperture_held(self->b.vmq));
+	EXPECT_EQ(held, kvmq_pool_pages() * PG);
+}
+
+/*
  * B's ring takes RX_ENTRIES messages; the rest wait in the kernel, in
  * order, until B consumed some and rang (or exited on its own): then they
  * follow, in order.  A message whose pages find no free slots waits the
