@@ -5,7 +5,8 @@
 #   make               build kvmq/kvmq.ko against Debian's 6.12 headers
 #   make check         build everything, boot the test host, run the selftests
 #   make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, ...)
-#   make demo          boot the test host and run the pipeline demo
+#   make demo          boot the test host and run the pipeline of three Linux
+#                      guests under QEMU (make demo-selftest: selftest guests)
 #   make bench         boot the test host and print the cost of each message kind
 #   make style         checkpatch.pl --strict on the modules and UAPI sources
 #   make guest         build the guest driver guest/kvmq_guest.ko and the
@@ -28,7 +29,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check check-debug demo bench guest clean:
+all modules install selftests style check check-debug demo demo-selftest bench guest clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -71,11 +72,14 @@ style: deps
 	perl $(KSRC)/scripts/checkpatch.pl --no-tree --strict --terse \
 		--ignore FILE_PATH_CHANGES -f $(KERNEL_SOURCES)
 
-check: modules selftests guest
+check: modules selftests guest guest-test
 	scripts/run-tests.sh
 
-demo: modules selftests
+demo: modules selftests guest
 	scripts/demo.sh
+
+demo-selftest: modules selftests
+	scripts/demo.sh kvmq_demo
 
 bench: modules selftests
 	scripts/demo.sh kvmq_bench
@@ -107,5 +111,5 @@ clean:
 
 endif
 
-.PHONY: all deps modules install selftests style check check-debug demo bench \
+.PHONY: all deps modules install selftests style check check-debug demo demo-selftest bench \
 	guest guest-test clean

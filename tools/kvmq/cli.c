@@ -123,12 +123,32 @@ static const struct {
 	{ "stat", KVMQ_CMD_STAT },
 	{ "send", KVMQ_CMD_SEND },
 	{ "recv", KVMQ_CMD_RECV },
+	{ "forward", KVMQ_CMD_FORWARD },
 };
+
+int kvmq_parse_gain(const char *s, int32_t *num, int32_t *den)
+{
+	const char *slash = strchr(s, '/');
+	char buf[16];
+	uint32_t n, d;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, (size_t)(slash - s));
+	buf[slash - s] = 0;
+	if (kvmq_parse_u32(buf, &n) || kvmq_parse_u32(slash + 1, &d) ||
+	    !n || !d || n > 65536 || d > 65536)
+		return -EINVAL;
+	*num = (int32_t)n;
+	*den = (int32_t)d;
+	return 0;
+}
 
 int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 		   char *err, size_t errlen)
 {
 	const char *pos[3], *val, *send_opt = NULL, *recv_opt = NULL;
+	const char *fwd_opt = NULL, *queue_opt = NULL;
 	const char *nr_arg = NULL, *queue_arg = NULL;
 	bool have_cmd = false, dashdash = false, help = false;
 	int i, npos = 0, r;
@@ -140,6 +160,8 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 	c->kind = KVMQ_MSG_BYTES;
 	c->queue = KVMQ_CLI_QUEUE_DEFAULT;
 	c->out = "-";
+	c->gain_num = 1;
+	c->gain_den = 1;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -195,7 +217,7 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 			r = kvmq_opt_val(argc, argv, &i, "-q", "--queue", &val);
 			if (r > 0) {
 				queue_arg = val;
-				recv_opt = a;
+				queue_opt = a;
 				continue;
 			}
 		}
@@ -205,6 +227,29 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 			if (r > 0) {
 				c->out = val;
 				recv_opt = a;
+				continue;
+			}
+		}
+		if (!r) {
+			r = kvmq_opt_val(argc, argv, &i, NULL, "--gain", &val);
+			if (r > 0) {
+				if (kvmq_parse_gain(val, &c->gain_num,
+						    &c->gain_den))
+					return kvmq_cli_err(err, errlen,
+							    "--gain: '%s' is not NUM/DEN",
+							    val);
+				fwd_opt = a;
+				continue;
+			}
+		}
+		if (!r) {
+			r = kvmq_opt_val(argc, argv, &i, NULL, "--skip", &val);
+			if (r > 0) {
+				if (kvmq_parse_u64(val, &c->skip))
+					return kvmq_cli_err(err, errlen,
+							    "--skip: '%s' is not a number",
+							    val);
+				fwd_opt = a;
 				continue;
 			}
 		}
@@ -236,6 +281,14 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 	if (recv_opt && c->cmd != KVMQ_CMD_RECV)
 		return kvmq_cli_err(err, errlen, "%s is an option of recv",
 				    recv_opt);
+	if (queue_opt && c->cmd != KVMQ_CMD_RECV &&
+	    c->cmd != KVMQ_CMD_FORWARD)
+		return kvmq_cli_err(err, errlen,
+				    "%s is an option of recv and forward",
+				    queue_opt);
+	if (fwd_opt && c->cmd != KVMQ_CMD_FORWARD)
+		return kvmq_cli_err(err, errlen, "%s is an option of forward",
+				    fwd_opt);
 
 	switch (c->cmd) {
 	case KVMQ_CMD_SEND:
@@ -269,6 +322,19 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 			return kvmq_cli_err(err, errlen,
 					    "recv takes no argument ('%s')",
 					    pos[0]);
+		if (queue_arg &&
+		    (kvmq_parse_u32(queue_arg, &c->queue) || !c->queue))
+			return kvmq_cli_err(err, errlen,
+					    "-q: '%s' is not a data queue",
+					    queue_arg);
+		break;
+	case KVMQ_CMD_FORWARD:
+		if (npos != 1)
+			return kvmq_cli_err(err, errlen,
+					    "forward needs NAME_OR_ID[:QUEUE]");
+		if (kvmq_parse_target(pos[0], c->target, &c->dest_queue))
+			return kvmq_cli_err(err, errlen,
+					    "bad destination '%s'", pos[0]);
 		if (queue_arg &&
 		    (kvmq_parse_u32(queue_arg, &c->queue) || !c->queue))
 			return kvmq_cli_err(err, errlen,

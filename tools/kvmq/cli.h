@@ -17,6 +17,7 @@ enum kvmq_cmd {
 	KVMQ_CMD_STAT,
 	KVMQ_CMD_SEND,
 	KVMQ_CMD_RECV,
+	KVMQ_CMD_FORWARD,
 };
 
 #define KVMQ_CLI_DEVICE		"/dev/kvmq0"
@@ -37,6 +38,10 @@ struct kvmq_cli {
 	/* recv */
 	const char *out;		/* "-": standard output */
 	uint64_t count;			/* messages at most; 0: no limit */
+	/* forward: from queue @queue to @target's @dest_queue */
+	uint32_t dest_queue;
+	int32_t gain_num, gain_den;	/* 16-bit samples times num/den */
+	uint64_t skip;			/* bytes of the stream left as they are */
 };
 
 /* A decimal number, without sign or trailing characters. */
@@ -47,6 +52,8 @@ int kvmq_parse_target(const char *s, char *name, uint32_t *queue);
 /* The identity @name stands for: a peer of that name, else a number. */
 int kvmq_target_id(const char *name, const struct kvmqg_peer *peers,
 		   uint32_t count, uint32_t *id);
+/* "NUM/DEN", both 1 to 65536, into *@num and *@den. */
+int kvmq_parse_gain(const char *s, int32_t *num, int32_t *den);
 /* 0, or -EINVAL with a message in @err. */
 int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 		   char *err, size_t errlen);

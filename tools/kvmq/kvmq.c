@@ -25,6 +25,11 @@ static const char kvmq_usage[] =
 "  recv [-q QUEUE] [-o FILE|-] [--count N]\n"
 "                               receive until the empty message (or N\n"
 "                               messages) and write the payloads\n"
+"  forward [-q QUEUE] [--gain NUM/DEN] [--skip BYTES] NAME_OR_ID[:QUEUE]\n"
+"                               receive until the empty message and send\n"
+"                               each message on, its 16-bit samples (after\n"
+"                               BYTES of header) times NUM/DEN, clipped;\n"
+"                               pages move on in place\n"
 "DEVICE defaults to " KVMQ_CLI_DEVICE ".\n";
 
 static int kvmq_err(const char *what, int ret)
@@ -121,6 +126,31 @@ static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
 	return 0;
 }
 
+static int cmd_forward(struct kvmq *q, const struct kvmq_cli *c)
+{
+	struct kvmqg_peer peers[KVMQG_PEERS_MAX];
+	struct kvmq_xfer x;
+	uint32_t count, dest;
+	int ret;
+
+	ret = kvmq_peers(q, peers, KVMQG_PEERS_MAX, &count, NULL);
+	if (ret)
+		return kvmq_err("peers", ret);
+	if (count > KVMQG_PEERS_MAX)
+		count = KVMQG_PEERS_MAX;
+	if (kvmq_target_id(c->target, peers, count, &dest)) {
+		fprintf(stderr, "kvmq: forward: no peer '%s'\n", c->target);
+		return 1;
+	}
+	ret = kvmq_forward_stream(q, c->queue, dest, c->dest_queue,
+				  c->gain_num, c->gain_den, c->skip, &x);
+	if (ret)
+		return kvmq_err(x.what, ret);
+	fprintf(stderr, "kvmq: forwarded %" PRIu64 " messages, %" PRIu64
+		" bytes\n", x.msgs, x.bytes);
+	return 0;
+}
+
 static int cmd_recv(struct kvmq *q, const struct kvmq_cli *c)
 {
 	struct kvmq_xfer x;
@@ -176,6 +206,9 @@ int main(int argc, char *argv[])
 		break;
 	case KVMQ_CMD_RECV:
 		ret = cmd_recv(&q, &c);
+		break;
+	case KVMQ_CMD_FORWARD:
+		ret = cmd_forward(&q, &c);
 		break;
 	default:
 		ret = 2;

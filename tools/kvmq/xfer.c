@@ -186,3 +186,83 @@ int kvmq_recv_stream(struct kvmq *q, int fd, uint32_t queue, uint64_t count,
 	}
 	return 0;
 }
+
+void kvmq_pcm16_gain(uint8_t *p, uint64_t len, uint64_t pos, uint64_t skip,
+		     int32_t num, int32_t den)
+{
+	uint64_t i = 0;
+	int64_t v;
+
+	if (pos + len <= skip)
+		return;
+	if (pos < skip)
+		i = skip - pos;
+	if ((pos + i - skip) & 1)
+		i++;
+	for (; i + 1 < len; i += 2) {
+		v = (int16_t)(uint16_t)(p[i] | p[i + 1] << 8);
+		v = v * num / den;
+		if (v > INT16_MAX)
+			v = INT16_MAX;
+		if (v < INT16_MIN)
+			v = INT16_MIN;
+		p[i] = (uint8_t)((uint16_t)v & 0xff);
+		p[i + 1] = (uint8_t)((uint16_t)v >> 8);
+	}
+}
+
+int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
+			uint32_t dest_queue, int32_t num, int32_t den,
+			uint64_t skip, struct kvmq_xfer *x)
+{
+	uint64_t offsets[KVMQ_MSG_PAGES_MAX], unit, len;
+	uint8_t buf[KVMQ_MSG_BYTES_MAX], *map = NULL;
+	struct kvmqg_recv r;
+	uint32_t i, pages;
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	for (;;) {
+		ret = kvmq_recv(q, queue, &r, buf, sizeof(buf), 0);
+		if (ret)
+			return kvmq_fail(x, "recv", ret);
+		if (r.kind == KVMQ_MSG_BYTES) {
+			if (r.len > sizeof(buf))
+				return kvmq_fail(x, "recv", -EMSGSIZE);
+			kvmq_pcm16_gain(buf, r.len, x->bytes, skip, num, den);
+			ret = kvmq_send_bytes(q, dest, dest_queue, buf, r.len,
+					      0);
+			if (ret)
+				return kvmq_fail(x, "send", ret);
+			if (!r.len) {
+				x->end = 1;
+				return 0;
+			}
+		} else {
+			unit = kvmq_unit(r.kind);
+			pages = kvmq_unit_pages(r.kind, r.nr);
+			if (!map)
+				map = kvmq_map(q);
+			if (!map || r.nr > KVMQ_MSG_PAGES_MAX) {
+				ret = map ? -EMSGSIZE : -errno;
+				kvmq_release(q, r.offset, pages);
+				return kvmq_fail(x, "recv", ret);
+			}
+			len = r.len;
+			if (len > (uint64_t)pages * KVMQ_PAGE_SIZE)
+				len = (uint64_t)pages * KVMQ_PAGE_SIZE;
+			kvmq_pcm16_gain(map + r.offset, len, x->bytes, skip, num,
+					den);
+			for (i = 0; i < r.nr; i++)
+				offsets[i] = r.offset + i * unit;
+			ret = kvmq_send_pages(q, dest, dest_queue, r.kind,
+					      offsets, r.nr, r.len, 0);
+			if (ret) {
+				kvmq_release(q, r.offset, pages);
+				return kvmq_fail(x, "send", ret);
+			}
+		}
+		x->msgs++;
+		x->bytes += r.len;
+	}
+}

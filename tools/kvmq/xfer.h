@@ -34,4 +34,24 @@ int kvmq_send_stream(struct kvmq *q, int fd, uint32_t dest, uint32_t queue,
 int kvmq_recv_stream(struct kvmq *q, int fd, uint32_t queue, uint64_t count,
 		     struct kvmq_xfer *x);
 
+/*
+ * Multiply the 16-bit little-endian samples of @len bytes at stream offset
+ * @pos by @num/@den, clipping to the 16-bit range (C's division, toward
+ * zero).  The first @skip bytes of the stream (a header) are left as they
+ * are; samples count from there.  A sample split between two messages is
+ * left as it is.
+ */
+void kvmq_pcm16_gain(uint8_t *p, uint64_t len, uint64_t pos, uint64_t skip,
+		     int32_t num, int32_t den);
+/*
+ * Receive from @queue until the end marker and send each message on to
+ * @dest's @dest_queue, its 16-bit samples multiplied by @num/@den
+ * (kvmq_pcm16_gain()): inline bytes are sent as bytes, and pages and
+ * blocks move on in place, transformed in the pages they arrived in.
+ * Then the end marker.  0 or a negated errno.
+ */
+int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
+			uint32_t dest_queue, int32_t num, int32_t den,
+			uint64_t skip, struct kvmq_xfer *x);
+
 #endif /* KVMQ_XFER_H */

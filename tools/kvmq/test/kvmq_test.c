@@ -397,12 +397,93 @@ static void test_xfer(void)
 	close(in);
 }
 
+/* The reference gain of one sample: C's division, then clipping. */
+static int16_t gain_ref(int16_t s, int32_t num, int32_t den)
+{
+	int64_t v = (int64_t)s * num / den;
+
+	return v > INT16_MAX ? INT16_MAX : v < INT16_MIN ? INT16_MIN : v;
+}
+
+static void test_gain(void)
+{
+	uint8_t b[8] = { 0x00, 0x60, 0x01, 0x00, 0xff, 0xff, 0x00, 0xa0 };
+	uint8_t h[6] = { 'H', 'd', 0x10, 0x7f, 0x00, 0x33 };
+	uint8_t t[3] = { 0x10, 0x7f, 0x00 };
+
+	/* 24576 * 3/2 clips; 1 and -1 truncate toward 0; -24576 clips. */
+	kvmq_pcm16_gain(b, sizeof(b), 0, 0, 3, 2);
+	check(b[0] == 0xff && b[1] == 0x7f && b[2] == 1 && b[3] == 0 &&
+	      b[4] == 0xff && b[5] == 0xff && b[6] == 0x00 && b[7] == 0x80,
+	      "gain: 3/2 on 24576, 1, -1, -24576");
+	/*
+	 * A 3-byte header: samples at stream offsets 3-4, 5-6; the second is
+	 * cut by the message's end and stays.
+	 */
+	kvmq_pcm16_gain(h, sizeof(h), 0, 3, 2, 1);
+	check(h[0] == 'H' && h[1] == 'd' && h[2] == 0x10 && h[3] == 0xfe &&
+	      h[4] == 0x00 && h[5] == 0x33, "gain: the header is left alone");
+	/* A message at stream offset 4, inside the sample 3-4: 5-6 is 127. */
+	kvmq_pcm16_gain(t, sizeof(t), 4, 3, 2, 1);
+	check(t[0] == 0x10 && t[1] == 0xfe && t[2] == 0x00,
+	      "gain: a message starting inside a sample");
+}
+
+/* read -> forward (gain 3/2 after a 44-byte header) -> recv, by kind. */
+static void forward(uint32_t kind, uint32_t per_msg, size_t len)
+{
+	static const char *const kinds[] = { "", "bytes", "pages", "blocks" };
+	struct kvmq_xfer sx, fx, rx;
+	uint8_t *data, *want, *got;
+	int in, out, ret;
+	struct kvmq q;
+	size_t i;
+
+	data = malloc(len);
+	want = malloc(len);
+	got = malloc(len + 1);
+	for (i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 131 + i / 7);
+	memcpy(want, data, len);
+	for (i = 44; i + 1 < len; i += 2) {
+		int16_t v = gain_ref((int16_t)(uint16_t)(data[i] |
+							 data[i + 1] << 8),
+				     3, 2);
+
+		want[i] = (uint8_t)((uint16_t)v & 0xff);
+		want[i + 1] = (uint8_t)((uint16_t)v >> 8);
+	}
+	in = tmpfile_with(data, len);
+	out = tmpfile_with(NULL, 0);
+	fake_reset();
+	kvmq_open(&q, "fake");
+	ret = kvmq_send_stream(&q, in, FAKE_ID, 1, kind, per_msg, &sx);
+	ret |= kvmq_forward_stream(&q, 1, FAKE_ID, 2, 3, 2, 44, &fx);
+	ret |= kvmq_recv_stream(&q, out, 2, 0, &rx);
+	lseek(out, 0, SEEK_SET);
+	check(!ret && fx.end && rx.end && fx.msgs == sx.msgs &&
+	      rx.bytes == len && read(out, got, len + 1) == (ssize_t)len &&
+	      !memcmp(got, want, len) && !fake_held(),
+	      "forward: %s, %zu bytes, samples times 3/2 after the header",
+	      kinds[kind], len);
+	kvmq_close(&q);
+	close(in);
+	close(out);
+	free(data);
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	test_peers();
 	test_numbers();
 	test_cli();
 	test_xfer();
+	test_gain();
+	forward(KVMQ_MSG_BYTES, 0, 10001);
+	forward(KVMQ_MSG_PAGES, 16, 300000);
+	forward(KVMQ_MSG_BLOCKS, 1, 5 << 20);
 	printf("1..%d\n", tests);
 	if (failures)
 		printf("# %d of %d failed\n", failures, tests);

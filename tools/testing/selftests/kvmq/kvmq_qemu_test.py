@@ -11,6 +11,7 @@ Environment (scripts/run-tests.sh sets them):
   KVMQ_QEMU          the patched qemu-system-x86_64
   KVMQ_GUEST_KERNEL  the guests' kernel
   KVMQ_TOP           the kvmq tree (scripts/, guest/, tools/kvmq/)
+  KVMQ_PIPE_DIR      a WAV and its reference (kvmq_pipeline.py prepare)
   KVMQ_QEMU_TESTS    run only these tests (names without test_, spaces)
 """
 
@@ -421,6 +422,20 @@ def test_program_killed(env):
         "back, came back")
 
 
+def test_pipeline(env):
+    """read -> decode -> play between three Linux guests, verified."""
+    d = os.environ.get("KVMQ_PIPE_DIR")
+    if not d or not os.path.exists(os.path.join(d, "audio.ref")):
+        tap(False, "pipeline: KVMQ_PIPE_DIR has no prepared WAV "
+            "(scripts/run-tests.sh prepares it)")
+        return
+    import kvmq_pipeline
+    sys.stdout.flush()
+    rc = kvmq_pipeline.run(d, quiet=True)
+    tap(rc == 0, "pipeline: three Linux guests, the WAV decoded and "
+        "verified, nothing left held")
+
+
 def test_no_device(env):
     """A guest without the device boots and runs while kvmq is loaded."""
     g = env.guest("plain", 0, None, "echo PLAIN-OK\n")
@@ -521,7 +536,7 @@ def main():
         return 4
     env = Env()
     tests = [test_errors, test_transfer, test_program_killed, test_revoke,
-             test_qemu_killed, test_reset, test_no_device]
+             test_qemu_killed, test_reset, test_pipeline, test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
