@@ -531,6 +531,12 @@ def main():
             print("1..0 # SKIP %s not set (scripts/run-tests.sh sets it)" %
                   v)
             return 4
+    if os.path.exists("/proc/lockdep_stats") and \
+            not os.environ.get("KVMQ_QEMU_DEBUG"):
+        # A debug test host runs nested guests several times slower.
+        print("1..0 # SKIP a debug kernel: set KVMQ_QEMU_DEBUG=1 to run "
+              "the Linux guests on it")
+        return 4
     if not os.path.exists("/dev/kvmq") or not os.path.exists("/dev/kvm"):
         print("1..0 # SKIP needs /dev/kvm and kvmq loaded")
         return 4
