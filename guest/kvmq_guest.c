@@ -123,6 +123,13 @@ struct kvmqg_dev {
 	struct list_head files;
 };
 
+/*
+ * A blocked send or receive tries again when its interrupt comes, and at
+ * the latest after this long: an interrupt that a (nested, emulated)
+ * platform delivers late or not at all then costs a pause, not a hang.
+ */
+#define KVMQG_RECHECK		HZ
+
 /* The room count sampled before a send was refused, and this bit. */
 #define KVMQG_REFUSED		BIT_ULL(32)
 
@@ -755,9 +762,10 @@ static long kvmqg_send(struct kvmqg_file *f, u32 dest, u32 queue,
 		WRITE_ONCE(f->refused, KVMQG_REFUSED | seq);
 		if (nonblock)
 			break;
-		if (wait_event_interruptible(dev->roomwq,
-					     atomic_read(&dev->room) != seq ||
-					     READ_ONCE(dev->dead))) {
+		if (wait_event_interruptible_timeout(dev->roomwq,
+						     atomic_read(&dev->room) != seq ||
+						     READ_ONCE(dev->dead),
+						     KVMQG_RECHECK) < 0) {
 			ret = -ERESTARTSYS;
 			break;
 		}
@@ -909,9 +917,10 @@ static long kvmqg_ioctl_recv(struct kvmqg_file *f, struct file *file,
 		mutex_unlock(&dev->lock);
 		if (ret != -EAGAIN || nonblock)
 			break;
-		if (wait_event_interruptible(dev->rxwq,
-					     atomic_read(&dev->arrivals[r.queue]) != seq ||
-					     READ_ONCE(dev->dead))) {
+		if (wait_event_interruptible_timeout(dev->rxwq,
+						     atomic_read(&dev->arrivals[r.queue]) != seq ||
+						     READ_ONCE(dev->dead),
+						     KVMQG_RECHECK) < 0) {
 			ret = -ERESTARTSYS;
 			break;
 		}
