@@ -22,7 +22,8 @@ top=$(dirname "$here")
 
 print=0
 [ "${1:-}" = --print ] && print=1
-log() { [ "$print" = 1 ] || echo "qemu: $*"; }
+# On standard error: with --print, standard output is the path alone.
+log() { echo "qemu: $*" >&2; }
 
 dir=$KVMQ_CACHE/qemu
 mkdir -p "$dir"
@@ -126,6 +127,6 @@ if ! make -C "$build" -j"$(nproc)" qemu-system-x86_64 >"$build/make.log" 2>&1; t
 	tail -n 60 "$build/make.log" >&2
 	exit 1
 fi
-log "qemu-system-x86_64 up to date ($(($(date +%s) - start)) s)"
+log "qemu-system-x86_64 up to date ($(($(date +%s) - start)) s to check or build)"
 [ "$print" = 1 ] && echo "$build/qemu-system-x86_64"
 exit 0
