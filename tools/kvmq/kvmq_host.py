@@ -182,7 +182,10 @@ class Guest:
         """The rest of the first console line that starts with prefix."""
         deadline = time.monotonic() + timeout
         while True:
-            for line in self.console().splitlines():
+            # Whole lines only: the serial port writes the file a
+            # character at a time.
+            text = self.console()
+            for line in text[:text.rfind("\n") + 1].splitlines():
                 if line.startswith(prefix):
                     return line[len(prefix):].strip()
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -233,7 +233,8 @@ def run(d, quiet=False):
         g.kill()
     after = {k: kvmq_host.debugfs_stat(k) for k in before}
 
-    got_sum, got_len = (result or "? 0").split()
+    got = (result or "").split()
+    got_sum, got_len = (got[0], got[1]) if len(got) == 2 else ("?", "0")
     ok = got_sum == ref and int(got_len) == size
     st = {n: q["stats"] for n, q in stats.items()}
     print("")

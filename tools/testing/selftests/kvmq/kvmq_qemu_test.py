@@ -321,7 +321,8 @@ def test_qemu_killed(env):
         "" if second.startswith("0") else "got %r" % second)
     recvd = c.wait_line("RECVD:", 120) or ""
     want = hashlib.sha256(SMALL).hexdigest()
-    tap(recvd == "0 " + want, "kill: the new VM receives it byte for byte")
+    tap(recvd == "0 " + want, "kill: the new VM receives it byte for byte",
+        "" if recvd == "0 " + want else "got %r" % recvd)
     env.cleanup()
     pool = kvmq_host.debugfs_stat("aperture_pages")
     tap(pool == pool0, "kill: host pool back to %d pages" % pool0,
