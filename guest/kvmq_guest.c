@@ -552,7 +552,12 @@ struct kvmqg_head {
 	__u32 flags;
 };
 
-static int kvmqg_get_arg(void *arg, u32 size, const void __user *uarg)
+/*
+ * Copy in an ioctl's argument of @size bytes, whose @flags may only have
+ * bits of @flags_ok: -EINVAL for another size, -EOPNOTSUPP for other flags.
+ */
+static int kvmqg_get_arg(void *arg, u32 size, const void __user *uarg,
+			 u32 flags_ok)
 {
 	struct kvmqg_head *head = arg;
 	u32 usize;
@@ -566,6 +571,8 @@ static int kvmqg_get_arg(void *arg, u32 size, const void __user *uarg)
 	/* Userspace may have changed it meanwhile. */
 	if (head->size != size)
 		return -EINVAL;
+	if (head->flags & ~flags_ok)
+		return -EOPNOTSUPP;
 	return 0;
 }
 
@@ -575,11 +582,9 @@ static long kvmqg_ioctl_info(struct kvmqg_file *f, void __user *uarg)
 	struct kvmqg_info info;
 	long ret;
 
-	ret = kvmqg_get_arg(&info, sizeof(info), uarg);
+	ret = kvmqg_get_arg(&info, sizeof(info), uarg, 0);
 	if (ret)
 		return ret;
-	if (info.flags)
-		return -EOPNOTSUPP;
 
 	ret = kvmqg_enter(dev);
 	if (ret)
@@ -789,11 +794,9 @@ static long kvmqg_ioctl_send(struct kvmqg_file *f, struct file *file,
 	bool nonblock;
 	long ret;
 
-	ret = kvmqg_get_arg(&s, sizeof(s), uarg);
+	ret = kvmqg_get_arg(&s, sizeof(s), uarg, KVMQG_F_NONBLOCK);
 	if (ret)
 		return ret;
-	if (s.flags & ~KVMQG_F_NONBLOCK)
-		return -EOPNOTSUPP;
 	if (s.__reserved)
 		return -EINVAL;
 	ret = kvmqg_check_msg(s.kind, s.nr, s.len);
@@ -888,11 +891,9 @@ static long kvmqg_ioctl_recv(struct kvmqg_file *f, struct file *file,
 	long ret;
 	u32 seq;
 
-	ret = kvmqg_get_arg(&r, sizeof(r), uarg);
+	ret = kvmqg_get_arg(&r, sizeof(r), uarg, KVMQG_F_NONBLOCK);
 	if (ret)
 		return ret;
-	if (r.flags & ~KVMQG_F_NONBLOCK)
-		return -EOPNOTSUPP;
 	if (!r.queue || r.queue >= dev->nr_queues)
 		return -EINVAL;
 	nonblock = (r.flags & KVMQG_F_NONBLOCK) || (file->f_flags & O_NONBLOCK);
@@ -968,11 +969,9 @@ static long kvmqg_ioctl_alloc(struct kvmqg_file *f, void __user *uarg)
 	u32 max;
 	long ret;
 
-	ret = kvmqg_get_arg(&a, sizeof(a), uarg);
+	ret = kvmqg_get_arg(&a, sizeof(a), uarg, 0);
 	if (ret)
 		return ret;
-	if (a.flags)
-		return -EOPNOTSUPP;
 	if (a.kind == KVMQ_MSG_PAGES) {
 		max = KVMQ_MSG_PAGES_MAX;
 		nr = a.nr;
@@ -1038,11 +1037,9 @@ static long kvmqg_ioctl_release(struct kvmqg_file *f, void __user *uarg)
 	unsigned long first;
 	long ret;
 
-	ret = kvmqg_get_arg(&r, sizeof(r), uarg);
+	ret = kvmqg_get_arg(&r, sizeof(r), uarg, 0);
 	if (ret)
 		return ret;
-	if (r.flags)
-		return -EOPNOTSUPP;
 	if (r.__reserved || !r.nr || !PAGE_ALIGNED(r.offset) ||
 	    r.offset >> PAGE_SHIFT >= dev->nr_pages ||
 	    r.nr > dev->nr_pages - (r.offset >> PAGE_SHIFT))
@@ -1074,11 +1071,9 @@ static long kvmqg_ioctl_peers(struct kvmqg_file *f, void __user *uarg)
 	long ret;
 	u32 nr;
 
-	ret = kvmqg_get_arg(&p, sizeof(p), uarg);
+	ret = kvmqg_get_arg(&p, sizeof(p), uarg, 0);
 	if (ret)
 		return ret;
-	if (p.flags)
-		return -EOPNOTSUPP;
 	if (p.__reserved)
 		return -EINVAL;
 
@@ -1114,11 +1109,9 @@ static long kvmqg_ioctl_qlen(struct kvmqg_file *f, void __user *uarg)
 	struct kvmqg_qlen q;
 	long ret;
 
-	ret = kvmqg_get_arg(&q, sizeof(q), uarg);
+	ret = kvmqg_get_arg(&q, sizeof(q), uarg, 0);
 	if (ret)
 		return ret;
-	if (q.flags)
-		return -EOPNOTSUPP;
 	if (q.queue >= dev->nr_queues)
 		return -EINVAL;
 
