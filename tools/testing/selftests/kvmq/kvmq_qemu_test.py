@@ -437,6 +437,33 @@ def test_pipeline(env):
         "verified, nothing left held")
 
 
+def test_guest_ioctls(env):
+    """The guest driver's errors, poll and a send to itself, in a guest."""
+    binary = os.path.join(top, "tools/kvmq/test/kvmq_guest_test")
+    with open(binary, "rb") as f:
+        prog = f.read()
+    group = kvmq_host.create_group()
+    try:
+        g = env.guest("ioctl", 4, group, "/root/kvmq_guest_test\n",
+                      {"/root/kvmq_guest_test": prog})
+    finally:
+        os.close(group)
+    g.post("peer me 4\n")
+    g.grant(4)
+    g.start()
+    st = g.wait_exit(BOOT)
+    lines = [ln for ln in g.console().splitlines()
+             if ln.startswith("ok ") or ln.startswith("not ok ")]
+    for ln in lines:
+        ok = ln.startswith("ok ")
+        tap(ok, "guest ioctls: " + ln.split(" - ", 1)[-1])
+    plan = [ln for ln in g.console().splitlines() if ln.startswith("1..")]
+    tap(st == 0 and plan == ["1..%d" % len(lines)] and lines,
+        "guest ioctls: the program ran to its end (%d checks)" % len(lines))
+    if st != 0 or not lines:
+        dump(g)
+
+
 def test_no_device(env):
     """A guest without the device boots and runs while kvmq is loaded."""
     g = env.guest("plain", 0, None, "echo PLAIN-OK\n")
@@ -543,7 +570,8 @@ def main():
         return 4
     env = Env()
     tests = [test_errors, test_transfer, test_program_killed, test_revoke,
-             test_qemu_killed, test_reset, test_pipeline, test_no_device]
+             test_qemu_killed, test_reset, test_pipeline, test_guest_ioctls,
+             test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
