@@ -96,23 +96,35 @@ static int cmd_stat(struct kvmq *q, const char *device)
 	return 0;
 }
 
-static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
+/* The identity @target names (a peer, else a number); 0 or an exit status. */
+static int cmd_target(struct kvmq *q, const char *cmd, const char *target,
+		      uint32_t *dest)
 {
 	struct kvmqg_peer peers[KVMQG_PEERS_MAX];
-	struct kvmq_xfer x;
-	uint32_t count, dest;
-	int fd = 0, ret;
+	uint32_t count;
+	int ret;
 
 	ret = kvmq_peers(q, peers, KVMQG_PEERS_MAX, &count, NULL);
 	if (ret)
 		return kvmq_err("peers", ret);
 	if (count > KVMQG_PEERS_MAX)
 		count = KVMQG_PEERS_MAX;
-	ret = kvmq_target_id(c->target, peers, count, &dest);
-	if (ret) {
-		fprintf(stderr, "kvmq: send: no peer '%s'\n", c->target);
+	if (kvmq_target_id(target, peers, count, dest)) {
+		fprintf(stderr, "kvmq: %s: no peer '%s'\n", cmd, target);
 		return 1;
 	}
+	return 0;
+}
+
+static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
+{
+	struct kvmq_xfer x;
+	uint32_t dest;
+	int fd = 0, ret;
+
+	ret = cmd_target(q, "send", c->target, &dest);
+	if (ret)
+		return ret;
 	if (strcmp(c->in, "-")) {
 		fd = open(c->in, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
@@ -128,20 +140,13 @@ static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
 
 static int cmd_forward(struct kvmq *q, const struct kvmq_cli *c)
 {
-	struct kvmqg_peer peers[KVMQG_PEERS_MAX];
 	struct kvmq_xfer x;
-	uint32_t count, dest;
+	uint32_t dest;
 	int ret;
 
-	ret = kvmq_peers(q, peers, KVMQG_PEERS_MAX, &count, NULL);
+	ret = cmd_target(q, "forward", c->target, &dest);
 	if (ret)
-		return kvmq_err("peers", ret);
-	if (count > KVMQG_PEERS_MAX)
-		count = KVMQG_PEERS_MAX;
-	if (kvmq_target_id(c->target, peers, count, &dest)) {
-		fprintf(stderr, "kvmq: forward: no peer '%s'\n", c->target);
-		return 1;
-	}
+		return ret;
 	ret = kvmq_forward_stream(q, c->queue, dest, c->dest_queue,
 				  c->gain_num, c->gain_den, c->skip, &x);
 	if (ret)
