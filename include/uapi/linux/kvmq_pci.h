@@ -3,8 +3,9 @@
  * kvmq-pci: the PCI device through which a VMM exposes one kvmq-attached VM
  * to its guest (register interface version 1).
  *
- * BAR0	4 KiB of 32-bit little-endian registers, read-only (writes are
- *	ignored), at the offsets KVMQ_PCI_REG_* below.
+ * BAR0	4 KiB of 32-bit little-endian registers at the offsets
+ *	KVMQ_PCI_REG_* below, read-only but for KVMQ_PCI_REG_RINGS (writes
+ *	to the others are ignored).
  * BAR1	the MSI-X table and PBA.  Vector q, for q below NR_QUEUES, fires
  *	when a message enters queue q; vector NR_QUEUES fires when a queue
  *	that refused a send of this VM (-EAGAIN, -ENOBUFS) may take it now.
@@ -13,6 +14,17 @@
  *	(a power of 2, at least 2 MiB), RAM on the host, to be mapped
  *	write-back.  Its guest-physical address is the aperture's: kvmq
  *	hypercalls take and return guest-physical addresses inside it.
+ * BAR4	present if KVMQ_PCI_REG_RINGS has KVMQ_PCI_RINGS_OFFERED: the VM's
+ *	rings (KVMQ_VM_SET_RINGS in kvmq.h), 64-bit prefetchable memory,
+ *	RAM on the host, to be mapped write-back.  The driver writes
+ *	KVMQ_PCI_RINGS_SETUP to KVMQ_PCI_REG_RINGS, once it has released
+ *	the pages an earlier driver held; the device then sets the rings up
+ *	(once per attachment: a reset keeps them) and maps them at offset 0
+ *	of the BAR, and the register reads KVMQ_PCI_RINGS_READY with the
+ *	layout in KVMQ_PCI_REG_RX_ENTRIES to KVMQ_PCI_REG_RINGS_LEN.  From
+ *	then on KVMQ_HC_RECV fails with -EOPNOTSUPP: messages arrive in the
+ *	receive rings, and an arrival interrupt fires only while the ring's
+ *	flags ask for it (KVMQ_RING_F_WAKE).
  *
  * The guest talks to kvmq itself with the hypercalls of
  * include/uapi/linux/kvmq.h; the device only describes the VM and carries
@@ -30,6 +42,7 @@
 #define KVMQ_PCI_REGS_BAR	0
 #define KVMQ_PCI_MSIX_BAR	1
 #define KVMQ_PCI_APERTURE_BAR	2
+#define KVMQ_PCI_RINGS_BAR	4
 #define KVMQ_PCI_REGS_SIZE	0x1000
 
 #define KVMQ_PCI_MAGIC		0x514d564b	/* "KVMQ", little-endian */
@@ -50,5 +63,19 @@
 #define KVMQ_PCI_REG_APERTURE_HI	0x24	/* high 32 bits */
 #define KVMQ_PCI_REG_QUOTA_LO		0x28	/* aperture quota bytes, low */
 #define KVMQ_PCI_REG_QUOTA_HI		0x2c	/* high */
+/* Read: KVMQ_PCI_RINGS_*; write KVMQ_PCI_RINGS_SETUP to set them up. */
+#define KVMQ_PCI_REG_RINGS		0x30
+/* Once KVMQ_PCI_RINGS_READY: struct kvmq_vm_rings's fields, else 0. */
+#define KVMQ_PCI_REG_RX_ENTRIES		0x34
+#define KVMQ_PCI_REG_SQ_ENTRIES		0x38
+#define KVMQ_PCI_REG_RX_STRIDE		0x3c
+#define KVMQ_PCI_REG_VCPU_OFFSET	0x40
+#define KVMQ_PCI_REG_VCPU_STRIDE	0x44
+#define KVMQ_PCI_REG_CQ_OFFSET		0x48
+#define KVMQ_PCI_REG_RINGS_LEN		0x4c	/* bytes, at most 64 MiB */
+
+#define KVMQ_PCI_RINGS_OFFERED		(1U << 0)	/* read */
+#define KVMQ_PCI_RINGS_READY		(1U << 1)	/* read */
+#define KVMQ_PCI_RINGS_SETUP		1		/* write */
 
 #endif /* _UAPI_LINUX_KVMQ_PCI_H */
