@@ -61,7 +61,7 @@ selftests: deps
 
 # The guest side: the driver, against the same headers (the guests run the
 # same kernel), and the CLI, linked statically for a busybox initramfs.
-guest: $(KDIR)/Makefile
+guest: deps
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/guest KVMQ_WERROR=$(KVMQ_WERROR) modules
 	$(MAKE) -C $(GUEST_TOOLS) KVMQ_WERROR=$(KVMQ_WERROR)
 

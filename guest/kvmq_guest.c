@@ -37,13 +37,30 @@
  * marked the device dead under it.  Files keep the device structure alive
  * (dev->ref) until they are closed.
  *
- * Lock order: remove_sem, then lock, then peers_lock or i_mmap_rwsem;
- * mmap_lock, then map_sem.  No user memory is accessed under lock.
+ * Rings.  A device that offers rings (KVMQ_PCI_REG_RINGS) gets them set up
+ * at probe, once the aperture is empty.  Messages then arrive in the
+ * receive rings, which the driver reads without an exit; it asks for an
+ * arrival interrupt (KVMQ_RING_F_WAKE) only while a receive waits on the
+ * ring, or once poll() was used.  Sends submitted through io_uring go into
+ * the submission ring of the vCPU the submitter runs on, as lazy entries:
+ * kvmq runs them at that vCPU's next natural exit.  A delayed work reaps
+ * their completions every tick while any is in flight, and makes a vCPU
+ * whose entries wait too long issue KVMQ_HC_SUBMIT.  The pages of a send
+ * in flight leave the file's extents when it is posted but stay held
+ * (dev->flying) until its completion is reaped: allocations cannot take
+ * them, and a receive that finds its pages placed there reaps first.
+ *
+ * Lock order: remove_sem, then lock, then peers_lock, wake_lock or
+ * i_mmap_rwsem; mmap_lock, then map_sem.  No user memory is accessed under
+ * lock.  dev->lock also protects the receive rings' consumer indexes and
+ * the submission rings.
  */
 #include <linux/bitmap.h>
+#include <linux/delay.h>
 #include <linux/idr.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
+#include <linux/io_uring/cmd.h>
 #include <linux/kref.h>
 #include <linux/kvm_para.h>
 #include <linux/miscdevice.h>
@@ -51,6 +68,7 @@
 #include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/poll.h>
+#include <linux/random.h>
 #include <linux/rbtree.h>
 #include <linux/rwsem.h>
 #include <linux/slab.h>
@@ -58,6 +76,7 @@
 #include <linux/uaccess.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <asm/smp.h>
 #include <uapi/linux/kvmq.h>
 #include <uapi/linux/kvmq_guest.h>
 #include <uapi/linux/kvmq_pci.h>
@@ -71,6 +90,50 @@
 				 KVMQ_FEATURE_QUEUES)
 
 struct kvmqg_dev;
+struct kvmqg_req;
+
+/* A queue's receive ring: kvmq produces, the driver consumes. */
+struct kvmqg_rx {
+	struct kvmq_ring *ring;
+	struct kvmq_msg *msgs;
+	u32 cons;		/* under dev->lock; the guest's copy */
+	unsigned int waiters;	/* under dev->wake_lock */
+};
+
+/* One vCPU's submission and completion rings; under dev->lock. */
+struct kvmqg_sq {
+	struct kvmqg_dev *dev;
+	struct kvmq_ring *sq;
+	struct kvmq_sqe *sqes;
+	struct kvmq_ring *cq;
+	struct kvmq_cqe *cqes;
+	u32 prod;		/* entries written */
+	u32 cq_cons;		/* completions consumed */
+	unsigned int stalled;	/* reaps without a completion */
+	struct kvmqg_req **reqs;	/* in flight, at index & (entries - 1) */
+	/*
+	 * The file whose KVMQG_F_LINK send is the last entry written: kvmq
+	 * ties the next entry to it.  Another file's entry, or the file's own
+	 * once that send failed (chain_dead), is preceded by an entry that
+	 * ends the chain.  KVMQG_CHAIN_ORPHAN: the file was closed.
+	 */
+	struct kvmqg_file *chain;
+	u32 chain_idx;
+	bool chain_dead;
+	int cpu;		/* the guest CPU that is this vCPU, or -1 */
+	struct work_struct kick;
+};
+
+/* An io_uring send. */
+struct kvmqg_req {
+	struct io_uring_cmd *ioucmd;
+	struct kvmqg_file *f;
+	struct kvmq_msg *msg;
+	struct kvmqg_pages *pg;
+	struct list_head node;
+	u32 idx;
+	int res;
+};
 
 struct kvmqg_vec {
 	struct kvmqg_dev *dev;
@@ -112,6 +175,21 @@ struct kvmqg_dev {
 	struct rw_semaphore remove_sem;
 	struct rw_semaphore map_sem;
 	bool dead;
+
+	/* Rings, if the device has them: set at probe, constant. */
+	void *rings;
+	u64 rings_len;
+	u32 rx_entries;
+	u32 sq_entries;
+	u32 nr_vcpu_queues;
+	u32 tag;			/* high half of our sqe user_data */
+	struct kvmqg_rx *rx;		/* per queue */
+	struct kvmqg_sq *sqs;		/* per vCPU queue */
+	spinlock_t wake_lock;		/* protects rx[].waiters, polled */
+	bool polled;
+	struct delayed_work reap;
+	atomic_t inflight;		/* io_uring sends in the rings */
+	unsigned long *flying;		/* their pages, under lock */
 
 	/* Protects what follows and the extents of every file. */
 	struct mutex lock;
@@ -466,6 +544,123 @@ static void kvmqg_touch(struct kvmqg_dev *dev, unsigned long first,
 	}
 }
 
+/* Receive rings. */
+
+/* Whether queue @q's receive ring has entries: a hint, without lock. */
+static bool kvmqg_rx_pending(struct kvmqg_dev *dev, u32 q)
+{
+	struct kvmqg_rx *rx = &dev->rx[q];
+
+	/* Pairs with kvmq's store-release of prod. */
+	return smp_load_acquire(&rx->ring->prod) != READ_ONCE(rx->cons);
+}
+
+/* Take the oldest entry of queue @q's receive ring into @msg. */
+static long kvmqg_rx_take(struct kvmqg_dev *dev, u32 q, struct kvmq_msg *msg)
+{
+	struct kvmqg_rx *rx = &dev->rx[q];
+	const struct kvmq_msg *e;
+	u32 prod, n;
+
+	lockdep_assert_held(&dev->lock);
+	/* Pairs with kvmq's store-release of prod: the entry is written. */
+	prod = smp_load_acquire(&rx->ring->prod);
+	n = prod - rx->cons;
+	if (!n)
+		return -EAGAIN;
+	if (n > dev->rx_entries) {
+		dev_err_ratelimited(&dev->pdev->dev,
+				    "receive ring %u holds %u entries of %u\n",
+				    q, n, dev->rx_entries);
+		return -EIO;
+	}
+	e = &rx->msgs[rx->cons & (dev->rx_entries - 1)];
+	memcpy(msg, e, offsetof(struct kvmq_msg, data));
+	if (msg->kind == KVMQ_MSG_BYTES)
+		memcpy(msg->data, e->data,
+		       min_t(u32, msg->len, KVMQ_MSG_BYTES_MAX));
+	WRITE_ONCE(rx->cons, rx->cons + 1);
+	/* Pairs with kvmq's load-acquire of cons: the slot is free. */
+	smp_store_release(&rx->ring->cons, rx->cons);
+	/* A full ring may have kept messages waiting in kvmq: let them in. */
+	if (n == dev->rx_entries)
+		kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
+	return 0;
+}
+
+/* Receive from queue @q: from its ring, else with KVMQ_HC_RECV. */
+static long kvmqg_recv_msg(struct kvmqg_dev *dev, u32 q, struct kvmq_msg *msg)
+{
+	if (dev->rx)
+		return kvmqg_rx_take(dev, q, msg);
+	return kvmqg_hc2(KVMQ_HC_RECV, q, virt_to_phys(msg));
+}
+
+/*
+ * Ask for queue @q's arrival interrupt (@want), or stop asking.  The control
+ * queue always asks; a device whose files were polled asks on every queue.
+ */
+static void kvmqg_rx_wake(struct kvmqg_dev *dev, u32 q, bool want)
+{
+	struct kvmqg_rx *rx = &dev->rx[q];
+
+	spin_lock(&dev->wake_lock);
+	if (want)
+		rx->waiters++;
+	else
+		rx->waiters--;
+	WRITE_ONCE(rx->ring->flags, rx->waiters || dev->polled || !q ?
+		   KVMQ_RING_F_WAKE : 0);
+	spin_unlock(&dev->wake_lock);
+	/*
+	 * Pairs with kvmq's smp_mb() between its store of prod and its read of
+	 * flags: the caller reads prod next, and either sees the new entry or
+	 * kvmq sees the flag and interrupts.
+	 */
+	smp_mb();
+}
+
+/* poll() cannot tell when it stops waiting: ask on every queue from now. */
+static void kvmqg_rx_polled(struct kvmqg_dev *dev)
+{
+	u32 q;
+
+	spin_lock(&dev->wake_lock);
+	if (!dev->polled) {
+		dev->polled = true;
+		for (q = 0; q < dev->nr_queues; q++)
+			WRITE_ONCE(dev->rx[q].ring->flags, KVMQ_RING_F_WAKE);
+	}
+	spin_unlock(&dev->wake_lock);
+	/* As in kvmqg_rx_wake(). */
+	smp_mb();
+}
+
+/*
+ * Wait for an arrival in queue @q, after the arrival count @seq: 0 to try
+ * again, -ERESTARTSYS or -ENODEV.
+ */
+static int kvmqg_wait_arrival(struct kvmqg_dev *dev, u32 q, u32 seq)
+{
+	long ret = 1;
+
+	if (dev->rx) {
+		kvmqg_rx_wake(dev, q, true);
+		if (kvmqg_rx_pending(dev, q))
+			goto out;
+	}
+	ret = wait_event_interruptible_timeout(dev->rxwq,
+					       atomic_read(&dev->arrivals[q]) != seq ||
+					       READ_ONCE(dev->dead),
+					       KVMQG_RECHECK);
+out:
+	if (dev->rx)
+		kvmqg_rx_wake(dev, q, false);
+	if (ret < 0)
+		return -ERESTARTSYS;
+	return READ_ONCE(dev->dead) ? -ENODEV : 0;
+}
+
 /* Interrupts. */
 
 static irqreturn_t kvmqg_queue_irq(int irq, void *data)
@@ -520,7 +715,7 @@ static void kvmqg_ctl_work(struct work_struct *work)
 		return;
 	for (i = 0; i < dev->depth; i++) {
 		mutex_lock(&dev->lock);
-		ret = kvmqg_hc2(KVMQ_HC_RECV, 0, virt_to_phys(msg));
+		ret = kvmqg_recv_msg(dev, 0, msg);
 		if (!ret && msg->kind != KVMQ_MSG_BYTES)
 			kvmqg_discard(dev, msg);
 		mutex_unlock(&dev->lock);
@@ -785,6 +980,21 @@ static long kvmqg_send(struct kvmqg_file *f, u32 dest, u32 queue,
 	return ret;
 }
 
+/* Build the message of the send @s, checked, into @msg and @pg. */
+static int kvmqg_send_prepare(struct kvmqg_dev *dev, const struct kvmqg_send *s,
+			      struct kvmq_msg *msg, struct kvmqg_pages *pg)
+{
+	msg->kind = s->kind;
+	msg->nr = s->nr;
+	msg->len = s->len;
+	if (s->kind != KVMQ_MSG_BYTES)
+		return kvmqg_pages_prepare(dev, msg, u64_to_user_ptr(s->data),
+					   pg);
+	if (copy_from_user(msg->data, u64_to_user_ptr(s->data), s->len))
+		return -EFAULT;
+	return 0;
+}
+
 static long kvmqg_ioctl_send(struct kvmqg_file *f, struct file *file,
 			     void __user *uarg)
 {
@@ -807,20 +1017,16 @@ static long kvmqg_ioctl_send(struct kvmqg_file *f, struct file *file,
 	msg = kzalloc(sizeof(*msg), GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
-	msg->kind = s.kind;
-	msg->nr = s.nr;
-	msg->len = s.len;
-	if (s.kind != KVMQ_MSG_BYTES)
-		ret = kvmqg_pages_prepare(f->dev, msg, u64_to_user_ptr(s.data),
-					  &pg);
-	else if (copy_from_user(msg->data, u64_to_user_ptr(s.data), s.len))
-		ret = -EFAULT;
+	ret = kvmqg_send_prepare(f->dev, &s, msg, &pg);
 	if (!ret)
 		ret = kvmqg_send(f, s.dest, s.queue, msg, &pg, nonblock);
 	kvmqg_pages_free(&pg);
 	kfree(msg);
 	return ret;
 }
+
+static void kvmqg_settle(struct kvmqg_dev *dev, unsigned long first,
+			 unsigned long nr);
 
 /*
  * Give @f the pages of a message just received into @msg; *@first is set
@@ -849,6 +1055,8 @@ static int kvmqg_recv_pages(struct kvmqg_file *f, struct kvmq_msg *msg,
 		return -EIO;
 	}
 	*first = off >> PAGE_SHIFT;
+	if (dev->flying)
+		kvmqg_settle(dev, *first, nr);
 	if (find_next_bit(dev->held, *first + nr, *first) < *first + nr) {
 		dev_err_ratelimited(&dev->pdev->dev,
 				    "received %lu pages at %lu, where pages are held\n",
@@ -879,8 +1087,9 @@ static void kvmqg_undo(struct kvmqg_file *f, unsigned long first,
 	kvmqg_leave(dev);
 }
 
-static long kvmqg_ioctl_recv(struct kvmqg_file *f, struct file *file,
-			     void __user *uarg)
+/* KVMQG_RECV; with @nowait, fail with -EAGAIN rather than wait. */
+static long kvmqg_recv(struct kvmqg_file *f, struct file *file,
+		       void __user *uarg, bool nowait)
 {
 	struct kvmqg_dev *dev = f->dev;
 	struct kvmqg_ext *ext = NULL, *spare = NULL;
@@ -896,7 +1105,8 @@ static long kvmqg_ioctl_recv(struct kvmqg_file *f, struct file *file,
 		return ret;
 	if (!r.queue || r.queue >= dev->nr_queues)
 		return -EINVAL;
-	nonblock = (r.flags & KVMQG_F_NONBLOCK) || (file->f_flags & O_NONBLOCK);
+	nonblock = (r.flags & KVMQG_F_NONBLOCK) ||
+		   (file->f_flags & O_NONBLOCK) || nowait;
 
 	msg = kmalloc(sizeof(*msg), GFP_KERNEL);
 	ext = kmalloc(sizeof(*ext), GFP_KERNEL);
@@ -912,23 +1122,15 @@ static long kvmqg_ioctl_recv(struct kvmqg_file *f, struct file *file,
 	for (;;) {
 		seq = atomic_read(&dev->arrivals[r.queue]);
 		mutex_lock(&dev->lock);
-		ret = kvmqg_hc2(KVMQ_HC_RECV, r.queue, virt_to_phys(msg));
+		ret = kvmqg_recv_msg(dev, r.queue, msg);
 		if (!ret && msg->kind != KVMQ_MSG_BYTES)
 			ret = kvmqg_recv_pages(f, msg, &ext, &first);
 		mutex_unlock(&dev->lock);
 		if (ret != -EAGAIN || nonblock)
 			break;
-		if (wait_event_interruptible_timeout(dev->rxwq,
-						     atomic_read(&dev->arrivals[r.queue]) != seq ||
-						     READ_ONCE(dev->dead),
-						     KVMQG_RECHECK) < 0) {
-			ret = -ERESTARTSYS;
+		ret = kvmqg_wait_arrival(dev, r.queue, seq);
+		if (ret)
 			break;
-		}
-		if (READ_ONCE(dev->dead)) {
-			ret = -ENODEV;
-			break;
-		}
 	}
 	kvmqg_leave(dev);
 	if (ret)
@@ -958,6 +1160,384 @@ out:
 	kfree(ext);
 	kfree(msg);
 	return ret;
+}
+
+/* io_uring sends, in the submission rings. */
+
+/* Reaps after which a vCPU whose entries wait is made to run them. */
+#define KVMQG_STALL		3
+#define KVMQG_CHAIN_ORPHAN	((struct kvmqg_file *)1)
+
+static void kvmqg_req_free(struct kvmqg_req *req)
+{
+	if (req->pg) {
+		kvmqg_pages_free(req->pg);
+		kfree(req->pg);
+	}
+	kfree(req->msg);
+	kfree(req);
+}
+
+/* In the submitter's task: post the completion. */
+static void kvmqg_req_done(struct io_uring_cmd *ioucmd,
+			   unsigned int issue_flags)
+{
+	struct kvmqg_req *req = *io_uring_cmd_to_pdu(ioucmd,
+						     struct kvmqg_req *);
+
+	io_uring_cmd_done(ioucmd, req->res, 0, issue_flags);
+	kvmqg_req_free(req);
+}
+
+/* The pages of @pg are in flight: no longer @f's, still held. */
+static void kvmqg_pages_fly(struct kvmqg_file *f, struct kvmqg_pages *pg)
+{
+	unsigned int i;
+
+	for (i = 0; i < pg->nr_runs; i++) {
+		kvmqg_ext_remove(f, pg->runs[i].first, pg->runs[i].nr,
+				 &pg->spares[i]);
+		bitmap_set(f->dev->flying, pg->runs[i].first, pg->runs[i].nr);
+	}
+}
+
+/* A send's end: its pages left the aperture (@res 0), or are @f's again. */
+static void kvmqg_pages_land(struct kvmqg_file *f, struct kvmqg_pages *pg,
+			     int res)
+{
+	struct kvmqg_dev *dev = f->dev;
+	struct kvmqg_ext *ext;
+	unsigned int i;
+
+	lockdep_assert_held(&dev->lock);
+	for (i = 0; i < pg->nr_runs; i++) {
+		unsigned long first = pg->runs[i].first, nr = pg->runs[i].nr;
+
+		bitmap_clear(dev->flying, first, nr);
+		if (res) {
+			ext = kmalloc(sizeof(*ext), GFP_KERNEL);
+			if (ext) {
+				ext->first = first;
+				ext->nr = nr;
+				kvmqg_ext_insert(f, ext);
+				continue;
+			}
+			/* The file cannot have them back: kvmq gets them. */
+			kvmqg_hc_release(dev, first, nr);
+		}
+		kvmqg_uncharge(dev, first, nr);
+	}
+	for (i = 0; i < pg->nr_runs; i++)
+		kvmqg_trim(dev, pg->runs[i].first, pg->runs[i].nr);
+}
+
+/* Move the completions of @sq's ring to @done; under dev->lock. */
+static void kvmqg_sq_reap(struct kvmqg_sq *sq, struct list_head *done)
+{
+	struct kvmqg_dev *dev = sq->dev;
+	u32 mask = dev->sq_entries - 1, prod;
+
+	lockdep_assert_held(&dev->lock);
+	/* Pairs with kvmq's store-release of prod: the entries are written. */
+	prod = smp_load_acquire(&sq->cq->prod);
+	if (prod - sq->cq_cons > dev->sq_entries) {
+		dev_err_ratelimited(&dev->pdev->dev,
+				    "completion ring holds %u entries of %u\n",
+				    prod - sq->cq_cons, dev->sq_entries);
+		return;
+	}
+	while (sq->cq_cons != prod) {
+		const struct kvmq_cqe *c = &sq->cqes[sq->cq_cons & mask];
+		u64 data = READ_ONCE(c->user_data);
+		int res = READ_ONCE(c->res);
+		struct kvmqg_req *req;
+
+		sq->cq_cons++;
+		/* Another tag: an entry of an earlier driver. */
+		if (data >> 32 != dev->tag)
+			continue;
+		req = sq->reqs[(u32)data & mask];
+		if (!req || req->idx != (u32)data)
+			continue;
+		sq->reqs[(u32)data & mask] = NULL;
+		req->res = res;
+		if (res < 0 && sq->chain == req->f && sq->chain_idx == req->idx)
+			sq->chain_dead = true;
+		list_add_tail(&req->node, done);
+		atomic_dec(&dev->inflight);
+	}
+	/* Pairs with kvmq's load-acquire of cons: the slots are free. */
+	smp_store_release(&sq->cq->cons, sq->cq_cons);
+}
+
+/* Settle the pages of the sends in @done and complete them. */
+static void kvmqg_finish(struct kvmqg_dev *dev, struct list_head *done)
+{
+	struct kvmqg_req *req, *tmp;
+
+	lockdep_assert_held(&dev->lock);
+	list_for_each_entry_safe(req, tmp, done, node) {
+		list_del(&req->node);
+		if (req->pg->nr_runs)
+			kvmqg_pages_land(req->f, req->pg, req->res);
+		io_uring_cmd_complete_in_task(req->ioucmd, kvmqg_req_done);
+	}
+}
+
+static void kvmqg_reap_all(struct kvmqg_dev *dev)
+{
+	LIST_HEAD(done);
+	u32 v;
+
+	for (v = 0; v < dev->nr_vcpu_queues; v++)
+		kvmqg_sq_reap(&dev->sqs[v], &done);
+	kvmqg_finish(dev, &done);
+}
+
+/*
+ * Pages just received at [first, first + nr) may be those of a send whose
+ * completion kvmq is about to write: reap until they land, briefly.
+ */
+static void kvmqg_settle(struct kvmqg_dev *dev, unsigned long first,
+			 unsigned long nr)
+{
+	unsigned int i;
+
+	for (i = 0; i < 100; i++) {
+		if (find_next_bit(dev->flying, first + nr, first) >= first + nr)
+			return;
+		kvmqg_reap_all(dev);
+		if (find_next_bit(dev->flying, first + nr, first) >= first + nr)
+			return;
+		usleep_range(100, 200);
+	}
+}
+
+/* On the vCPU's own CPU: run its submission ring now. */
+static void kvmqg_kick_work(struct work_struct *work)
+{
+	struct kvmqg_sq *sq = container_of(work, struct kvmqg_sq, kick);
+
+	preempt_disable();
+	/* Not if the CPU went offline and the work ran elsewhere. */
+	if (smp_processor_id() == sq->cpu)
+		kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
+	preempt_enable();
+}
+
+/* Every tick while sends are in flight: complete those that ran. */
+static void kvmqg_reap_work(struct work_struct *work)
+{
+	struct kvmqg_dev *dev = container_of(to_delayed_work(work),
+					     struct kvmqg_dev, reap);
+	LIST_HEAD(done);
+	u32 v;
+
+	/* Not remove_sem: remove() cancels this work while it holds it. */
+	mutex_lock(&dev->lock);
+	if (READ_ONCE(dev->dead)) {
+		mutex_unlock(&dev->lock);
+		return;
+	}
+	for (v = 0; v < dev->nr_vcpu_queues; v++) {
+		struct kvmqg_sq *sq = &dev->sqs[v];
+		u32 before = sq->cq_cons;
+
+		kvmqg_sq_reap(sq, &done);
+		if (sq->prod == sq->cq_cons || sq->cq_cons != before) {
+			sq->stalled = 0;
+		} else if (++sq->stalled >= KVMQG_STALL && sq->cpu >= 0) {
+			/* The vCPU has not exited since: an idle guest CPU. */
+			sq->stalled = 0;
+			schedule_work_on(sq->cpu, &sq->kick);
+		}
+	}
+	kvmqg_finish(dev, &done);
+	if (atomic_read(&dev->inflight))
+		schedule_delayed_work(&dev->reap, 1);
+	mutex_unlock(&dev->lock);
+}
+
+/*
+ * End the chain of links at the tail of @sq's ring: a release of no page
+ * fails with -EINVAL (or -ECANCELED), changes nothing, and has no link.
+ * Its completion, under tag 0, is nobody's.  @sq has room for it.
+ */
+static void kvmqg_sq_end_chain(struct kvmqg_sq *sq)
+{
+	struct kvmqg_dev *dev = sq->dev;
+
+	sq->sqes[sq->prod & (dev->sq_entries - 1)] = (struct kvmq_sqe) {
+		.op = KVMQ_OP_RELEASE,
+		.flags = KVMQ_SQE_LAZY,
+		.gpa = dev->ap_base,
+	};
+	sq->prod++;
+	sq->chain = NULL;
+	sq->chain_dead = false;
+}
+
+/* Whether the next entry of @f in @sq needs the chain ended first. */
+static bool kvmqg_sq_needs_end(struct kvmqg_sq *sq, struct kvmqg_file *f)
+{
+	return sq->chain && (sq->chain != f || sq->chain_dead);
+}
+
+/* @f is being closed: no entry may be tied to its last send any more. */
+static void kvmqg_sq_orphan(struct kvmqg_dev *dev, struct kvmqg_file *f)
+{
+	u32 v;
+
+	lockdep_assert_held(&dev->lock);
+	for (v = 0; dev->sqs && v < dev->nr_vcpu_queues; v++)
+		if (dev->sqs[v].chain == f)
+			dev->sqs[v].chain = KVMQG_CHAIN_ORPHAN;
+}
+
+/*
+ * Write @req into the submission ring of the vCPU we run on, as a lazy
+ * entry, linked to the next one with @link; under dev->lock.  1 if this
+ * CPU has no ring.
+ */
+static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
+			 u32 dest, u32 queue, bool link,
+			 struct list_head *done)
+{
+	u32 mask = dev->sq_entries - 1, v, need;
+	struct kvmqg_sq *sq;
+	long ret = 0;
+
+	lockdep_assert_held(&dev->lock);
+	preempt_disable();
+	v = cpu_physical_id(smp_processor_id());
+	if (v >= dev->nr_vcpu_queues) {
+		preempt_enable();
+		return 1;
+	}
+	sq = &dev->sqs[v];
+	need = kvmqg_sq_needs_end(sq, req->f) ? 2 : 1;
+	if (sq->prod - sq->cq_cons > dev->sq_entries - need) {
+		kvmqg_sq_reap(sq, done);
+		/* Still full: run the ring now, one exit for all its entries. */
+		if (sq->prod - sq->cq_cons > dev->sq_entries - need) {
+			ret = kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
+			kvmqg_sq_reap(sq, done);
+		}
+	}
+	/* The reaps may have ended the chain's life. */
+	need = kvmqg_sq_needs_end(sq, req->f) ? 2 : 1;
+	if (sq->prod - sq->cq_cons > dev->sq_entries - need) {
+		preempt_enable();
+		return ret < 0 ? ret : -EBUSY;
+	}
+	if (need == 2)
+		kvmqg_sq_end_chain(sq);
+	sq->sqes[sq->prod & mask] = (struct kvmq_sqe) {
+		.op = KVMQ_OP_SEND,
+		.flags = KVMQ_SQE_LAZY | (link ? KVMQ_SQE_LINK : 0),
+		.dest = dest,
+		.queue = queue,
+		.gpa = virt_to_phys(req->msg),
+		.user_data = (u64)dev->tag << 32 | sq->prod,
+	};
+	req->idx = sq->prod;
+	sq->reqs[sq->prod & mask] = req;
+	sq->chain = link ? req->f : NULL;
+	sq->chain_idx = sq->prod;
+	sq->prod++;
+	atomic_inc(&dev->inflight);
+	/* Pairs with kvmq's load-acquire of prod: the entry is written. */
+	smp_store_release(&sq->sq->prod, sq->prod);
+	preempt_enable();
+	return 0;
+}
+
+static int kvmqg_uring_send(struct kvmqg_file *f, struct io_uring_cmd *ioucmd,
+			    const void __user *uarg)
+{
+	struct kvmqg_dev *dev = f->dev;
+	struct kvmqg_req *req;
+	struct kvmqg_send s;
+	LIST_HEAD(done);
+	int ret;
+
+	ret = kvmqg_get_arg(&s, sizeof(s), uarg,
+			    KVMQG_F_NONBLOCK | KVMQG_F_LINK);
+	if (ret)
+		return ret;
+	if (s.__reserved)
+		return -EINVAL;
+	ret = kvmqg_check_msg(s.kind, s.nr, s.len);
+	if (ret)
+		return ret;
+
+	req = kzalloc(sizeof(*req), GFP_KERNEL);
+	if (!req)
+		return -ENOMEM;
+	req->ioucmd = ioucmd;
+	req->f = f;
+	req->msg = kzalloc(sizeof(*req->msg), GFP_KERNEL);
+	req->pg = kzalloc(sizeof(*req->pg), GFP_KERNEL);
+	if (!req->msg || !req->pg) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = kvmqg_send_prepare(dev, &s, req->msg, req->pg);
+	if (ret)
+		goto out;
+	*io_uring_cmd_to_pdu(ioucmd, struct kvmqg_req *) = req;
+
+	if (dev->sqs) {
+		ret = kvmqg_enter(dev);
+		if (ret)
+			goto out;
+		mutex_lock(&dev->lock);
+		if (req->pg->nr_runs && !kvmqg_pages_owned(f, req->pg)) {
+			ret = -EINVAL;
+		} else {
+			ret = kvmqg_sq_post(dev, req, s.dest, s.queue,
+					    s.flags & KVMQG_F_LINK, &done);
+			if (!ret)
+				kvmqg_pages_fly(f, req->pg);
+		}
+		kvmqg_finish(dev, &done);
+		mutex_unlock(&dev->lock);
+		if (!ret)
+			schedule_delayed_work(&dev->reap, 1);
+		kvmqg_leave(dev);
+		if (!ret)
+			return -EIOCBQUEUED;
+		if (ret < 0)
+			goto out;
+	}
+	/* No ring for this CPU: send now. */
+	ret = kvmqg_send(f, s.dest, s.queue, req->msg, req->pg, true);
+out:
+	kvmqg_req_free(req);
+	return ret;
+}
+
+static int kvmqg_uring_cmd(struct io_uring_cmd *ioucmd,
+			   unsigned int issue_flags)
+{
+	struct kvmqg_file *f = ioucmd->file->private_data;
+	const struct kvmqg_uring *c = io_uring_sqe_cmd(ioucmd->sqe);
+	u64 arg = READ_ONCE(c->arg);
+
+	if (READ_ONCE(c->__reserved))
+		return -EINVAL;
+	if (READ_ONCE(c->flags))
+		return -EOPNOTSUPP;
+	switch (ioucmd->cmd_op) {
+	case KVMQG_SEND:
+		return kvmqg_uring_send(f, ioucmd, u64_to_user_ptr(arg));
+	case KVMQG_RECV:
+		/* -EAGAIN makes io_uring issue it again from a worker. */
+		return kvmqg_recv(f, ioucmd->file, u64_to_user_ptr(arg),
+				  issue_flags & IO_URING_F_NONBLOCK);
+	default:
+		return -EOPNOTSUPP;
+	}
 }
 
 static long kvmqg_ioctl_alloc(struct kvmqg_file *f, void __user *uarg)
@@ -1138,7 +1718,7 @@ static long kvmqg_ioctl(struct file *file, unsigned int cmd,
 	case KVMQG_SEND:
 		return kvmqg_ioctl_send(f, file, uarg);
 	case KVMQG_RECV:
-		return kvmqg_ioctl_recv(f, file, uarg);
+		return kvmqg_recv(f, file, uarg, false);
 	case KVMQG_ALLOC:
 		return kvmqg_ioctl_alloc(f, uarg);
 	case KVMQG_RELEASE:
@@ -1165,6 +1745,8 @@ static __poll_t kvmqg_poll(struct file *file, poll_table *wait)
 	if (READ_ONCE(dev->dead))
 		return EPOLLERR | EPOLLHUP;
 
+	if (dev->rx)
+		kvmqg_rx_polled(dev);
 	for (q = 1; q < dev->nr_queues; q++) {
 		if (kvmqg_hc1(KVMQ_HC_QLEN, q) > 0) {
 			mask |= EPOLLIN | EPOLLRDNORM;
@@ -1218,6 +1800,13 @@ static int kvmqg_mmap(struct file *file, struct vm_area_struct *vma)
 static void kvmqg_dev_free(struct kref *ref)
 {
 	struct kvmqg_dev *dev = container_of(ref, struct kvmqg_dev, ref);
+	u32 v;
+
+	for (v = 0; dev->sqs && v < dev->nr_vcpu_queues; v++)
+		kfree(dev->sqs[v].reqs);
+	kfree(dev->sqs);
+	kfree(dev->rx);
+	bitmap_free(dev->flying);
 
 	kfree(dev->ctl_msg);
 	kfree(dev->vecs);
@@ -1259,6 +1848,7 @@ static int kvmqg_release(struct inode *inode, struct file *file)
 	mutex_lock(&dev->lock);
 	if (alive)
 		kvmqg_drop_all(f, true);
+	kvmqg_sq_orphan(dev, f);
 	list_del(&f->node);
 	mutex_unlock(&dev->lock);
 	if (alive)
@@ -1277,6 +1867,7 @@ static const struct file_operations kvmqg_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 	.poll = kvmqg_poll,
 	.mmap = kvmqg_mmap,
+	.uring_cmd = kvmqg_uring_cmd,
 };
 
 /* Probe and remove. */
@@ -1301,6 +1892,7 @@ static int kvmqg_read_config(struct kvmqg_dev *dev)
 		return -ENODEV;
 	}
 	dev->nr_queues = ioread32(dev->regs + KVMQ_PCI_REG_NR_QUEUES);
+	dev->nr_vcpu_queues = ioread32(dev->regs + KVMQ_PCI_REG_NR_VCPU_QUEUES);
 	dev->depth = ioread32(dev->regs + KVMQ_PCI_REG_DEPTH);
 	nr_vectors = ioread32(dev->regs + KVMQ_PCI_REG_NR_VECTORS);
 	ap_len = kvmqg_read64(dev, KVMQ_PCI_REG_APERTURE_LO);
@@ -1309,6 +1901,7 @@ static int kvmqg_read_config(struct kvmqg_dev *dev)
 	bar_len = pci_resource_len(dev->pdev, KVMQ_PCI_APERTURE_BAR);
 
 	if (!dev->nr_queues || dev->nr_queues > KVMQ_QUEUES_MAX ||
+	    dev->nr_vcpu_queues > KVMQ_VCPU_QUEUES_MAX ||
 	    !dev->depth || dev->depth > KVMQ_DEPTH_MAX ||
 	    nr_vectors != dev->nr_queues + 1) {
 		dev_err(d, "%u queues of %u, %u vectors: not supported\n",
@@ -1364,6 +1957,136 @@ static int kvmqg_check_kvmq(struct kvmqg_dev *dev)
 	}
 	if (ret)
 		dev_info(d, "released %ld pages the aperture held\n", ret);
+	return 0;
+}
+
+/*
+ * Set up the device's rings, if it offers them, once the aperture is
+ * empty: messages that enter the receive rings then keep their pages.  Rings
+ * set up before (a reset, or an earlier driver) may hold entries of the
+ * earlier life, whose pages the release at probe took: they are dropped.
+ */
+static int kvmqg_setup_rings(struct kvmqg_dev *dev)
+{
+	struct device *d = &dev->pdev->dev;
+	u32 st, rx_stride, vcpu_offset, vcpu_stride, cq_offset, v, q;
+	u32 nr_all = dev->nr_queues + dev->nr_vcpu_queues;
+	u64 rx_bytes, sq_bytes, cq_bytes, bar_len;
+	bool reused;
+
+	st = ioread32(dev->regs + KVMQ_PCI_REG_RINGS);
+	if (!(st & KVMQ_PCI_RINGS_OFFERED))
+		return 0;
+	reused = st & KVMQ_PCI_RINGS_READY;
+	if (!reused) {
+		iowrite32(KVMQ_PCI_RINGS_SETUP, dev->regs + KVMQ_PCI_REG_RINGS);
+		st = ioread32(dev->regs + KVMQ_PCI_REG_RINGS);
+		if (!(st & KVMQ_PCI_RINGS_READY)) {
+			dev_err(d, "the device could not set up its rings\n");
+			return -EIO;
+		}
+	}
+	dev->rx_entries = ioread32(dev->regs + KVMQ_PCI_REG_RX_ENTRIES);
+	dev->sq_entries = ioread32(dev->regs + KVMQ_PCI_REG_SQ_ENTRIES);
+	rx_stride = ioread32(dev->regs + KVMQ_PCI_REG_RX_STRIDE);
+	vcpu_offset = ioread32(dev->regs + KVMQ_PCI_REG_VCPU_OFFSET);
+	vcpu_stride = ioread32(dev->regs + KVMQ_PCI_REG_VCPU_STRIDE);
+	cq_offset = ioread32(dev->regs + KVMQ_PCI_REG_CQ_OFFSET);
+	dev->rings_len = ioread32(dev->regs + KVMQ_PCI_REG_RINGS_LEN);
+	bar_len = pci_resource_len(dev->pdev, KVMQ_PCI_RINGS_BAR);
+
+	rx_bytes = sizeof(struct kvmq_ring) +
+		   (u64)dev->rx_entries * sizeof(struct kvmq_msg);
+	sq_bytes = sizeof(struct kvmq_ring) +
+		   (u64)dev->sq_entries * sizeof(struct kvmq_sqe);
+	cq_bytes = sizeof(struct kvmq_ring) +
+		   (u64)dev->sq_entries * sizeof(struct kvmq_cqe);
+	if (!is_power_of_2(dev->rx_entries) ||
+	    dev->rx_entries > KVMQ_RING_ENTRIES_MAX ||
+	    !is_power_of_2(dev->sq_entries) ||
+	    dev->sq_entries > KVMQ_RING_ENTRIES_MAX ||
+	    rx_stride < rx_bytes || cq_offset < sq_bytes ||
+	    vcpu_stride < (u64)cq_offset + cq_bytes ||
+	    vcpu_offset < (u64)nr_all * rx_stride ||
+	    dev->rings_len < vcpu_offset +
+			     (u64)dev->nr_vcpu_queues * vcpu_stride ||
+	    dev->rings_len > bar_len ||
+	    !(pci_resource_flags(dev->pdev, KVMQ_PCI_RINGS_BAR) &
+	      IORESOURCE_MEM)) {
+		dev_err(d, "rings of %u and %u entries, %#x, %#x, %#x, %#x, %#llx bytes in a BAR of %#llx: not supported\n",
+			dev->rx_entries, dev->sq_entries, rx_stride,
+			vcpu_offset, vcpu_stride, cq_offset, dev->rings_len,
+			bar_len);
+		return -EINVAL;
+	}
+
+	dev->rx = kcalloc(dev->nr_queues, sizeof(*dev->rx), GFP_KERNEL);
+	dev->sqs = kcalloc(dev->nr_vcpu_queues, sizeof(*dev->sqs), GFP_KERNEL);
+	dev->flying = bitmap_zalloc(dev->nr_pages, GFP_KERNEL);
+	if (!dev->rx || !dev->sqs || !dev->flying)
+		return -ENOMEM;
+	for (v = 0; v < dev->nr_vcpu_queues; v++) {
+		dev->sqs[v].reqs = kcalloc(dev->sq_entries,
+					   sizeof(*dev->sqs[v].reqs),
+					   GFP_KERNEL);
+		if (!dev->sqs[v].reqs)
+			return -ENOMEM;
+	}
+	dev->rings = memremap(pci_resource_start(dev->pdev, KVMQ_PCI_RINGS_BAR),
+			      dev->rings_len, MEMREMAP_WB);
+	if (!dev->rings)
+		return -ENOMEM;
+
+	for (q = 0; q < dev->nr_queues; q++) {
+		struct kvmqg_rx *rx = &dev->rx[q];
+		u32 n;
+
+		rx->ring = dev->rings + (u64)q * rx_stride;
+		rx->msgs = (void *)(rx->ring + 1);
+		if (READ_ONCE(rx->ring->entries) != dev->rx_entries) {
+			dev_err(d, "receive ring %u has %u entries\n", q,
+				READ_ONCE(rx->ring->entries));
+			return -EINVAL;
+		}
+		rx->cons = READ_ONCE(rx->ring->cons);
+		WRITE_ONCE(rx->ring->flags, q ? 0 : KVMQ_RING_F_WAKE);
+		if (!reused || !q)
+			continue;
+		/* Pairs with kvmq's store-release of prod. */
+		n = smp_load_acquire(&rx->ring->prod) - rx->cons;
+		if (n > dev->rx_entries)
+			n = dev->rx_entries;
+		if (n)
+			dev_info(d, "dropping %u messages of queue %u from before\n",
+				 n, q);
+		while (n--) {
+			mutex_lock(&dev->lock);
+			if (!kvmqg_rx_take(dev, q, dev->ctl_msg) &&
+			    dev->ctl_msg->kind != KVMQ_MSG_BYTES)
+				kvmqg_discard(dev, dev->ctl_msg);
+			mutex_unlock(&dev->lock);
+		}
+	}
+	for (v = 0; v < dev->nr_vcpu_queues; v++) {
+		struct kvmqg_sq *sq = &dev->sqs[v];
+		unsigned int cpu;
+
+		sq->dev = dev;
+		sq->sq = dev->rings + vcpu_offset + (u64)v * vcpu_stride;
+		sq->sqes = (void *)(sq->sq + 1);
+		sq->cq = (void *)sq->sq + cq_offset;
+		sq->cqes = (void *)(sq->cq + 1);
+		/* Entries an earlier driver left complete under its own tag. */
+		sq->prod = READ_ONCE(sq->sq->prod);
+		sq->cq_cons = READ_ONCE(sq->cq->cons);
+		sq->cpu = -1;
+		for_each_possible_cpu(cpu)
+			if (cpu_physical_id(cpu) == v)
+				sq->cpu = cpu;
+		INIT_WORK(&sq->kick, kvmqg_kick_work);
+	}
+	/* Never 0, the tag of the entries that end chains. */
+	dev->tag = get_random_u32() | 1;
 	return 0;
 }
 
@@ -1445,6 +2168,9 @@ static int kvmqg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	init_waitqueue_head(&dev->rxwq);
 	init_waitqueue_head(&dev->roomwq);
 	INIT_WORK(&dev->ctl_work, kvmqg_ctl_work);
+	INIT_DELAYED_WORK(&dev->reap, kvmqg_reap_work);
+	atomic_set(&dev->inflight, 0);
+	spin_lock_init(&dev->wake_lock);
 	spin_lock_init(&dev->peers_lock);
 	init_rwsem(&dev->remove_sem);
 	init_rwsem(&dev->map_sem);
@@ -1484,11 +2210,14 @@ static int kvmqg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = kvmqg_alloc_state(dev);
 	if (ret)
 		goto err_iounmap;
+	ret = kvmqg_setup_rings(dev);
+	if (ret)
+		goto err_rings;
 	dev->aperture = memremap(dev->ap_base, (u64)dev->nr_pages << PAGE_SHIFT,
 				 MEMREMAP_WB);
 	if (!dev->aperture) {
 		ret = -ENOMEM;
-		goto err_iounmap;
+		goto err_rings;
 	}
 
 	pci_set_master(pdev);
@@ -1509,10 +2238,11 @@ static int kvmqg_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	/* Peers the VMM posted before the interrupts were set up. */
 	schedule_work(&dev->ctl_work);
 	dev_info(&pdev->dev,
-		 "/dev/%s: kvmq ABI %u, %u queues of %u, aperture of %lu MiB at %pa, quota %lu MiB\n",
+		 "/dev/%s: kvmq ABI %u, %u queues of %u, aperture of %lu MiB at %pa, quota %lu MiB, %s\n",
 		 dev->name, dev->abi_version, dev->nr_queues, dev->depth,
 		 dev->nr_pages >> (20 - PAGE_SHIFT), &dev->ap_base,
-		 dev->quota_pages >> (20 - PAGE_SHIFT));
+		 dev->quota_pages >> (20 - PAGE_SHIFT),
+		 dev->rings ? "rings" : "no rings");
 	return 0;
 
 err_irqs:
@@ -1522,6 +2252,9 @@ err_irqs:
 err_memunmap:
 	pci_clear_master(pdev);
 	memunmap(dev->aperture);
+err_rings:
+	if (dev->rings)
+		memunmap(dev->rings);
 err_iounmap:
 	pci_iounmap(pdev, dev->regs);
 err_regions:
@@ -1533,6 +2266,39 @@ err_ida:
 err_free:
 	kref_put(&dev->ref, kvmqg_dev_free);
 	return ret;
+}
+
+/*
+ * At removal, under dev->lock: have every vCPU run the sends in its ring,
+ * and complete them.  A send that still did not run keeps its message,
+ * which kvmq may read yet: that memory is left allocated.
+ */
+static void kvmqg_flush_sends(struct kvmqg_dev *dev)
+{
+	struct kvmqg_req *req;
+	u32 v, i;
+
+	for (v = 0; v < dev->nr_vcpu_queues; v++) {
+		struct kvmqg_sq *sq = &dev->sqs[v];
+
+		cancel_work_sync(&sq->kick);
+		if (sq->prod != sq->cq_cons && sq->cpu >= 0 &&
+		    schedule_work_on(sq->cpu, &sq->kick))
+			flush_work(&sq->kick);
+	}
+	kvmqg_reap_all(dev);
+	for (v = 0; v < dev->nr_vcpu_queues; v++) {
+		for (i = 0; i < dev->sq_entries; i++) {
+			req = dev->sqs[v].reqs[i];
+			if (!req)
+				continue;
+			dev->sqs[v].reqs[i] = NULL;
+			req->msg = NULL;
+			req->res = -ENODEV;
+			io_uring_cmd_complete_in_task(req->ioucmd,
+						      kvmqg_req_done);
+		}
+	}
 }
 
 static void kvmqg_remove(struct pci_dev *pdev)
@@ -1552,7 +2318,11 @@ static void kvmqg_remove(struct pci_dev *pdev)
 	cancel_work_sync(&dev->ctl_work);
 
 	down_write(&dev->remove_sem);
+	/* No send can queue it any more; once run, it sees dev->dead. */
+	cancel_delayed_work_sync(&dev->reap);
 	mutex_lock(&dev->lock);
+	if (dev->sqs)
+		kvmqg_flush_sends(dev);
 	list_for_each_entry(f, &dev->files, node) {
 		unmap_mapping_range(f->mapping, 0, 0, 1);
 		kvmqg_drop_all(f, false);
@@ -1572,6 +2342,8 @@ static void kvmqg_remove(struct pci_dev *pdev)
 	pci_free_irq_vectors(pdev);
 	pci_clear_master(pdev);
 	memunmap(dev->aperture);
+	if (dev->rings)
+		memunmap(dev->rings);
 	pci_iounmap(pdev, dev->regs);
 	pci_release_regions(pdev);
 	pci_disable_device(pdev);
@@ -1619,6 +2391,8 @@ static int __init kvmqg_init(void)
 	BUILD_BUG_ON(offsetof(struct kvmqg_peers, ignored) != 24);
 	BUILD_BUG_ON(sizeof(struct kvmqg_peers) != 32);
 	BUILD_BUG_ON(sizeof(struct kvmqg_qlen) != 16);
+	BUILD_BUG_ON(offsetof(struct kvmqg_uring, flags) != 8);
+	BUILD_BUG_ON(sizeof(struct kvmqg_uring) != 16);
 	BUILD_BUG_ON(sizeof(struct kvmq_msg) != 32 + KVMQ_MSG_BYTES_MAX);
 	/* Blocks of the aperture: a 2 MiB block is 512 pages. */
 	BUILD_BUG_ON(KVMQG_BLOCK_PAGES << PAGE_SHIFT != KVMQ_MSG_BLOCK_SIZE);

@@ -21,7 +21,8 @@ apt_update() {
 mkdir -p "$KVMQ_CACHE"
 
 pkgs=(linux-headers-"$KVER" linux-source-6.12 qemu-system-x86 busybox-static
-	xz-utils cpio make gcc libc6-dev flex bison bc rsync perl kmod file python3)
+	xz-utils cpio make gcc libc6-dev flex bison bc rsync perl kmod file python3
+	liburing-dev)
 have=$(dpkg-query -W -f '${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null |
 	grep -c '^installed$' || true)
 if [ "$have" != "${#pkgs[@]}" ]; then

@@ -192,6 +192,11 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 			help = true;
 			continue;
 		}
+		if (!strcmp(a, "--uring")) {
+			c->uring = 1;
+			fwd_opt = a;
+			continue;
+		}
 		kind = !strcmp(a, "--bytes") ? KVMQ_MSG_BYTES :
 		       !strcmp(a, "--pages") ? KVMQ_MSG_PAGES :
 		       !strcmp(a, "--blocks") ? KVMQ_MSG_BLOCKS : 0;

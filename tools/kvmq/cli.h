@@ -42,6 +42,7 @@ struct kvmq_cli {
 	uint32_t dest_queue;
 	int32_t gain_num, gain_den;	/* 16-bit samples times num/den */
 	uint64_t skip;			/* bytes of the stream left as they are */
+	int uring;			/* send through io_uring */
 };
 
 /* A decimal number, without sign or trailing characters. */

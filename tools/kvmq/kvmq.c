@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "libkvmq.h"
+#include "uring.h"
 #include "xfer.h"
 
 static const char kvmq_usage[] =
@@ -25,11 +26,12 @@ static const char kvmq_usage[] =
 "  recv [-q QUEUE] [-o FILE|-] [--count N]\n"
 "                               receive until the empty message (or N\n"
 "                               messages) and write the payloads\n"
-"  forward [-q QUEUE] [--gain NUM/DEN] [--skip BYTES] NAME_OR_ID[:QUEUE]\n"
-"                               receive until the empty message and send\n"
+"  forward [-q QUEUE] [--gain NUM/DEN] [--skip BYTES] [--uring]\n"
+"          NAME_OR_ID[:QUEUE]   receive until the empty message and send\n"
 "                               each message on, its 16-bit samples (after\n"
 "                               BYTES of header) times NUM/DEN, clipped;\n"
-"                               pages move on in place\n"
+"                               pages move on in place; --uring: send in\n"
+"                               batches through io_uring, lazily\n"
 "DEVICE defaults to " KVMQ_CLI_DEVICE ".\n";
 
 static int kvmq_err(const char *what, int ret)
@@ -138,8 +140,25 @@ static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
 	return 0;
 }
 
+static int usend(void *ctx, uint32_t kind, uint64_t offset, uint32_t nr,
+		 const void *buf, uint32_t len)
+{
+	return kvmq_usender_send(ctx, kind, offset, nr, buf, len);
+}
+
+static int uflush(void *ctx)
+{
+	return kvmq_usender_flush(ctx);
+}
+
 static int cmd_forward(struct kvmq *q, const struct kvmq_cli *c)
 {
+	struct kvmq_usender u;
+	struct kvmq_sender snd = {
+		.send = usend,
+		.flush = uflush,
+		.ctx = &u,
+	};
 	struct kvmq_xfer x;
 	uint32_t dest;
 	int ret;
@@ -147,8 +166,20 @@ static int cmd_forward(struct kvmq *q, const struct kvmq_cli *c)
 	ret = cmd_target(q, "forward", c->target, &dest);
 	if (ret)
 		return ret;
+	if (c->uring) {
+		ret = kvmq_usender_init(&u, q, dest, c->dest_queue);
+		if (ret)
+			return kvmq_err("io_uring", ret);
+	}
 	ret = kvmq_forward_stream(q, c->queue, dest, c->dest_queue,
-				  c->gain_num, c->gain_den, c->skip, &x);
+				  c->gain_num, c->gain_den, c->skip,
+				  c->uring ? &snd : NULL, &x);
+	if (c->uring) {
+		fprintf(stderr, "kvmq: io_uring: %" PRIu64 " sends, %" PRIu64
+			" refused and resent, %" PRIu64 " cancelled and resent\n",
+			u.submitted, u.refused, u.cancelled);
+		kvmq_usender_exit(&u);
+	}
 	if (ret)
 		return kvmq_err(x.what, ret);
 	fprintf(stderr, "kvmq: forwarded %" PRIu64 " messages, %" PRIu64

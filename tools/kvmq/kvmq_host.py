@@ -109,7 +109,7 @@ class Guest:
     def __init__(self, qemu, kernel, initrd, name, identity, group_fd,
                  cmd, workdir, queues=1, depth=64, aperture="64M",
                  quota=None, mem="256M", extra_append="",
-                 cpu="qemu64", reboot=False):
+                 cpu="qemu64", reboot=False, rings=True):
         self.name = name
         self.identity = identity
         self.sock = os.path.join(workdir, name + ".qmp")
@@ -121,6 +121,8 @@ class Guest:
                                             depth, aperture)
             if quota:
                 dev += ",quota=%s" % quota
+            if not rings:
+                dev += ",rings=off"
             devargs = ["-device", dev]
         # -no-reboot: a guest that reboots (or panics) ends; with reboot,
         # a reset (QMP system_reset, a guest reboot) boots it again.

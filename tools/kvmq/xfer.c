@@ -213,7 +213,8 @@ void kvmq_pcm16_gain(uint8_t *p, uint64_t len, uint64_t pos, uint64_t skip,
 
 int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
 			uint32_t dest_queue, int32_t num, int32_t den,
-			uint64_t skip, struct kvmq_xfer *x)
+			uint64_t skip, const struct kvmq_sender *snd,
+			struct kvmq_xfer *x)
 {
 	uint64_t offsets[KVMQ_MSG_PAGES_MAX], unit, len;
 	uint8_t buf[KVMQ_MSG_BYTES_MAX], *map = NULL;
@@ -230,8 +231,16 @@ int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
 			if (r.len > sizeof(buf))
 				return kvmq_fail(x, "recv", -EMSGSIZE);
 			kvmq_pcm16_gain(buf, r.len, x->bytes, skip, num, den);
-			ret = kvmq_send_bytes(q, dest, dest_queue, buf, r.len,
-					      0);
+			if (snd && !r.len)
+				ret = snd->flush(snd->ctx);
+			else if (snd)
+				ret = snd->send(snd->ctx, KVMQ_MSG_BYTES, 0, 0,
+						buf, r.len);
+			if (ret)
+				return kvmq_fail(x, "send", ret);
+			if (!snd || !r.len)
+				ret = kvmq_send_bytes(q, dest, dest_queue, buf,
+						      r.len, 0);
 			if (ret)
 				return kvmq_fail(x, "send", ret);
 			if (!r.len) {
@@ -253,6 +262,16 @@ int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
 				len = (uint64_t)pages * KVMQ_PAGE_SIZE;
 			kvmq_pcm16_gain(map + r.offset, len, x->bytes, skip, num,
 					den);
+			if (snd) {
+				/* In flight, the pages are not ours to free. */
+				ret = snd->send(snd->ctx, r.kind, r.offset, r.nr,
+						NULL, r.len);
+				if (ret)
+					return kvmq_fail(x, "send", ret);
+				x->msgs++;
+				x->bytes += r.len;
+				continue;
+			}
 			for (i = 0; i < r.nr; i++)
 				offsets[i] = r.offset + i * unit;
 			ret = kvmq_send_pages(q, dest, dest_queue, r.kind,

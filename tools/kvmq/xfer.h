@@ -43,15 +43,27 @@ int kvmq_recv_stream(struct kvmq *q, int fd, uint32_t queue, uint64_t count,
  */
 void kvmq_pcm16_gain(uint8_t *p, uint64_t len, uint64_t pos, uint64_t skip,
 		     int32_t num, int32_t den);
+/* How kvmq_forward_stream() sends: each call submits one message. */
+struct kvmq_sender {
+	/* @len bytes at @buf, or @nr pages or blocks at aperture @offset */
+	int (*send)(void *ctx, uint32_t kind, uint64_t offset, uint32_t nr,
+		    const void *buf, uint32_t len);
+	/* Wait until every message submitted went through. */
+	int (*flush)(void *ctx);
+	void *ctx;
+};
+
 /*
  * Receive from @queue until the end marker and send each message on to
  * @dest's @dest_queue, its 16-bit samples multiplied by @num/@den
  * (kvmq_pcm16_gain()): inline bytes are sent as bytes, and pages and
  * blocks move on in place, transformed in the pages they arrived in.
- * Then the end marker.  0 or a negated errno.
+ * Then the end marker, once every message went through.  With @snd the
+ * messages go through it, else one ioctl each.  0 or a negated errno.
  */
 int kvmq_forward_stream(struct kvmq *q, uint32_t queue, uint32_t dest,
 			uint32_t dest_queue, int32_t num, int32_t den,
-			uint64_t skip, struct kvmq_xfer *x);
+			uint64_t skip, const struct kvmq_sender *snd,
+			struct kvmq_xfer *x);
 
 #endif /* KVMQ_XFER_H */

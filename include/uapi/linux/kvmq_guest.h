@@ -41,6 +41,11 @@
 
 /* SEND and RECV: fail with EAGAIN (or ENOBUFS) instead of waiting. */
 #define KVMQG_F_NONBLOCK	(1U << 0)
+/*
+ * SEND through io_uring only (struct kvmqg_uring): the file's next send
+ * through io_uring on the same CPU runs only if this one succeeds.
+ */
+#define KVMQG_F_LINK		(1U << 1)
 
 /**
  * struct kvmqg_info - ioctl(KVMQG_INFO)
@@ -232,5 +237,45 @@ struct kvmqg_qlen {
 #define KVMQG_RELEASE		_IO(KVMQG_TYPE, 0x44)
 #define KVMQG_PEERS		_IO(KVMQG_TYPE, 0x45)
 #define KVMQG_QLEN		_IO(KVMQG_TYPE, 0x46)
+
+/**
+ * struct kvmqg_uring - the command of an io_uring IORING_OP_URING_CMD
+ * @arg: user address of the struct kvmqg_send or struct kvmqg_recv, as
+ *	the ioctl takes it
+ * @flags: must be 0
+ * @__reserved: must be 0
+ *
+ * An IORING_OP_URING_CMD entry on the device, with 64-byte entries, has
+ * sqe->cmd_op KVMQG_SEND or KVMQG_RECV and this structure in sqe->cmd.
+ * The structure at @arg, and the payload or offsets it points to, must
+ * stay valid until the completion.  The completion's res is what the
+ * ioctl would have returned: 0, or a negated errno; -EINVAL for a bad
+ * command, -EOPNOTSUPP for another cmd_op or flags.
+ *
+ * KVMQG_SEND never waits: a full queue completes it with -EAGAIN or
+ * -ENOBUFS, the file keeping the pages.  Where the device has rings, the
+ * driver writes the send into the submission ring of the vCPU the
+ * submitter runs on, as a lazy entry (Documentation/hypercalls.rst,
+ * "Rings"): it runs at that vCPU's next natural exit, without an exit of
+ * its own, and completes after it ran.  Sends submitted on one CPU run in
+ * the order they were submitted; a program that needs order keeps to one
+ * CPU (sched_setaffinity()).  Without rings the send runs at once.
+ *
+ * KVMQG_F_LINK keeps a stream in order across refusals: the file's next
+ * send on the same CPU runs only if this one succeeds, else it completes
+ * with -ECANCELED, and so on along the sends that carry the flag.  Once
+ * every send of a broken chain has completed, the file's next send starts
+ * a new chain: a stream resends from the refused one.  A send of another
+ * file on that CPU in between also ends the chain, as does closing the
+ * file.
+ *
+ * KVMQG_RECV is the ioctl: it completes at once when a message is there,
+ * else it waits in an io_uring worker, unless KVMQG_F_NONBLOCK is set.
+ */
+struct kvmqg_uring {
+	__aligned_u64 arg;
+	__u32 flags;
+	__u32 __reserved;
+};
 
 #endif /* _UAPI_LINUX_KVMQ_GUEST_H */

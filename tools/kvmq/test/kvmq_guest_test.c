@@ -4,7 +4,9 @@
  * (kvmq_qemu_test.py): each ioctl with a bad size, flag, reserved field or
  * argument fails with the errno Documentation/guest.rst gives, mmap refuses
  * what it must, and poll() reports an arrival that the guest sends itself
- * (its VMM grants it queue 1 of its own VM).  Prints TAP.
+ * (its VMM grants it queue 1 of its own VM).  Then io_uring: bad commands,
+ * a burst of linked sends larger than the receive ring, a page sent and
+ * received, a receive that waits in an io_uring worker.  Prints TAP.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <liburing.h>
 #include <linux/kvmq_guest.h>
 
 static int tests, failures;
@@ -43,6 +46,177 @@ static int io(int fd, unsigned long cmd, void *arg)
 
 #define ARG(type, var)	type var; memset(&var, 0, sizeof(var)); \
 			var.size = sizeof(var)
+
+/* Queue an IORING_OP_URING_CMD of @op on @fd with @arg; user_data @data. */
+static void prep_cmd(struct io_uring *ring, int fd, uint32_t op, void *arg,
+		     uint64_t data, uint32_t flags, uint32_t reserved)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct kvmqg_uring *c;
+
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = op;
+	c = (struct kvmqg_uring *)sqe->cmd;
+	memset(c, 0, sizeof(*c));
+	c->arg = (uintptr_t)arg;
+	c->flags = flags;
+	c->__reserved = reserved;
+	io_uring_sqe_set_data64(sqe, data);
+}
+
+/* Submit what is queued and wait for one completion: its res, *@data. */
+static int uring_one(struct io_uring *ring, uint64_t *data)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	io_uring_submit(ring);
+	ret = io_uring_wait_cqe(ring, &cqe);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	if (data)
+		*data = cqe->user_data;
+	io_uring_cqe_seen(ring, cqe);
+	return ret;
+}
+
+/* Sends in the burst: more than a receive ring (16) holds. */
+#define BURST	40
+
+static void test_uring(int fd)
+{
+	ARG(struct kvmqg_info, info);
+	ARG(struct kvmqg_recv, r);
+	struct kvmqg_send s[BURST];
+	char msgs[BURST][8], got[KVMQ_MSG_BYTES_MAX];
+	struct io_uring ring;
+	uint64_t data, off, seen = 0;
+	volatile uint8_t *map;
+	int i, ret, bad = 0;
+
+	ret = io_uring_queue_init(64, &ring, 0);
+	check(!ret, "io_uring: set up (%d)", ret);
+	if (ret)
+		return;
+	io(fd, KVMQG_INFO, &info);
+
+	prep_cmd(&ring, fd, KVMQG_INFO, &info, 1, 0, 0);
+	check(uring_one(&ring, NULL) == -EOPNOTSUPP,
+	      "io_uring: a command other than send and recv");
+	memset(&s[0], 0, sizeof(s[0]));
+	s[0].size = sizeof(s[0]);
+	s[0].dest = info.identity;
+	s[0].queue = 1;
+	s[0].kind = KVMQ_MSG_BYTES;
+	s[0].len = 2;
+	s[0].data = (uintptr_t)"hi";
+	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 1, 0);
+	check(uring_one(&ring, NULL) == -EOPNOTSUPP, "io_uring: command flags");
+	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 1);
+	check(uring_one(&ring, NULL) == -EINVAL, "io_uring: command reserved");
+	s[0].flags = 4;
+	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 0);
+	check(uring_one(&ring, NULL) == -EOPNOTSUPP,
+	      "io_uring: send: unknown flag");
+	s[0].flags = KVMQG_F_LINK;
+	s[0].dest = 999;
+	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 0);
+	check(uring_one(&ring, NULL) == -ENOENT, "io_uring: send: no such VM");
+
+	/* A burst of linked sends, one submission: all arrive, in order. */
+	for (i = 0; i < BURST; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].size = sizeof(s[i]);
+		s[i].flags = KVMQG_F_LINK;
+		s[i].dest = info.identity;
+		s[i].queue = 1;
+		s[i].kind = KVMQ_MSG_BYTES;
+		s[i].len = (uint32_t)snprintf(msgs[i], sizeof(msgs[i]),
+					      "m%03d", i);
+		s[i].data = (uintptr_t)msgs[i];
+		prep_cmd(&ring, fd, KVMQG_SEND, &s[i], (uint64_t)i, 0, 0);
+	}
+	io_uring_submit(&ring);
+	for (i = 0; i < BURST; i++) {
+		ret = uring_one(&ring, &data);
+		if (ret || data >= BURST || (seen & (1ULL << data)))
+			bad++;
+		else
+			seen |= 1ULL << data;
+	}
+	check(!bad && seen == (1ULL << BURST) - 1,
+	      "io_uring: %d linked sends to itself completed", BURST);
+	r.queue = 1;
+	r.flags = KVMQG_F_NONBLOCK;
+	r.data = (uintptr_t)got;
+	r.data_len = sizeof(got);
+	for (bad = 0, i = 0; i < BURST; i++) {
+		ret = io(fd, KVMQG_RECV, &r);
+		if (ret == -EAGAIN) {
+			/* Past a full ring: kvmq lets the rest in now. */
+			usleep(20000);
+			ret = io(fd, KVMQG_RECV, &r);
+		}
+		if (ret || r.len != 4 || memcmp(got, msgs[i], 4))
+			bad++;
+	}
+	check(!bad, "io_uring: the %d messages received in order", BURST);
+
+	/* A page: allocated, written, sent lazily, received where it lands. */
+	{
+		ARG(struct kvmqg_alloc, a);
+		ARG(struct kvmqg_info, after);
+
+		a.kind = KVMQ_MSG_PAGES;
+		a.nr = 1;
+		map = mmap(NULL, info.aperture_len, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, fd, 0);
+		ret = map == MAP_FAILED ? -errno : io(fd, KVMQG_ALLOC, &a);
+		check(!ret, "io_uring: a page to send (%d)", ret);
+		if (ret)
+			goto out;
+		for (i = 0; i < 4096; i++)
+			map[a.offset + i] = (uint8_t)(i * 7);
+		off = a.offset;
+		memset(&s[0], 0, sizeof(s[0]));
+		s[0].size = sizeof(s[0]);
+		s[0].dest = info.identity;
+		s[0].queue = 1;
+		s[0].kind = KVMQ_MSG_PAGES;
+		s[0].nr = 1;
+		s[0].len = 4096;
+		s[0].data = (uintptr_t)&off;
+		prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 7, 0, 0);
+		check(!uring_one(&ring, NULL), "io_uring: send a page");
+		prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 7, 0, 0);
+		check(uring_one(&ring, NULL) == -EINVAL,
+		      "io_uring: send the page again: no longer held");
+		r.flags = 0;
+		ret = io(fd, KVMQG_RECV, &r);
+		for (bad = 0, i = 0; !ret && i < 4096; i++)
+			bad += map[r.offset + i] != (uint8_t)(i * 7);
+		check(!ret && r.kind == KVMQ_MSG_PAGES && !bad,
+		      "io_uring: the page received, its content intact");
+		io(fd, KVMQG_INFO, &after);
+		check(after.held == 4096, "io_uring: held: the received page");
+	}
+
+	/* A receive that must wait runs in an io_uring worker. */
+	r.flags = 0;
+	r.len = 0;
+	prep_cmd(&ring, fd, KVMQG_RECV, &r, 9, 0, 0);
+	io_uring_submit(&ring);
+	usleep(100000);
+	s[1].flags = 0;
+	check(!io(fd, KVMQG_SEND, &s[1]), "io_uring: a send for the waiting "
+	      "receive");
+	ret = uring_one(&ring, &data);
+	check(!ret && data == 9 && r.len == 4 && !memcmp(got, "m001", 4),
+	      "io_uring: the waiting receive got it (%d)", ret);
+out:
+	io_uring_queue_exit(&ring);
+}
 
 int main(int argc, char *argv[])
 {
@@ -211,6 +385,7 @@ int main(int argc, char *argv[])
 		      "recv: the message, from itself");
 		check(poll(&pfd, 1, 0) == 0, "poll: nothing to read again");
 	}
+	test_uring(fd);
 
 	close(fd);
 	printf("1..%d\n", tests);

@@ -429,9 +429,76 @@ static void test_gain(void)
 	      "gain: a message starting inside a sample");
 }
 
-/* read -> forward (gain 3/2 after a 44-byte header) -> recv, by kind. */
-static void forward(uint32_t kind, uint32_t per_msg, size_t len)
+/* A sender that holds up to 8 messages back, as io_uring's lazy sends do. */
+struct defer {
+	struct kvmq *q;
+	uint32_t dest, queue;
+	int n, flushes, sends;
+	struct {
+		uint32_t kind, nr, len;
+		uint64_t offset;
+		uint8_t buf[KVMQ_MSG_BYTES_MAX];
+	} m[8];
+};
+
+static int defer_flush(void *ctx)
 {
+	struct defer *d = ctx;
+	uint64_t offs[KVMQ_MSG_PAGES_MAX];
+	uint32_t i;
+	int k, ret = 0;
+
+	for (k = 0; k < d->n && !ret; k++) {
+		if (d->m[k].kind == KVMQ_MSG_BYTES) {
+			ret = kvmq_send_bytes(d->q, d->dest, d->queue,
+					      d->m[k].buf, d->m[k].len, 0);
+			continue;
+		}
+		for (i = 0; i < d->m[k].nr; i++)
+			offs[i] = d->m[k].offset +
+				  i * kvmq_unit(d->m[k].kind);
+		ret = kvmq_send_pages(d->q, d->dest, d->queue, d->m[k].kind,
+				      offs, d->m[k].nr, d->m[k].len, 0);
+	}
+	d->n = 0;
+	d->flushes++;
+	return ret;
+}
+
+static int defer_send(void *ctx, uint32_t kind, uint64_t offset, uint32_t nr,
+		      const void *buf, uint32_t len)
+{
+	struct defer *d = ctx;
+	int ret;
+
+	if (d->n == 8) {
+		ret = defer_flush(d);
+		if (ret)
+			return ret;
+	}
+	d->m[d->n].kind = kind;
+	d->m[d->n].offset = offset;
+	d->m[d->n].nr = nr;
+	d->m[d->n].len = len;
+	if (kind == KVMQ_MSG_BYTES)
+		memcpy(d->m[d->n].buf, buf, len);
+	d->n++;
+	d->sends++;
+	return 0;
+}
+
+/*
+ * read -> forward (gain 3/2 after a 44-byte header) -> recv, by kind; with
+ * @deferred, forward sends through struct kvmq_sender, as with io_uring.
+ */
+static void forward(uint32_t kind, uint32_t per_msg, size_t len, int deferred)
+{
+	struct defer d = { .dest = FAKE_ID, .queue = 2 };
+	struct kvmq_sender snd = {
+		.send = defer_send,
+		.flush = defer_flush,
+		.ctx = &d,
+	};
 	static const char *const kinds[] = { "", "bytes", "pages", "blocks" };
 	struct kvmq_xfer sx, fx, rx;
 	uint8_t *data, *want, *got;
@@ -457,15 +524,18 @@ static void forward(uint32_t kind, uint32_t per_msg, size_t len)
 	out = tmpfile_with(NULL, 0);
 	fake_reset();
 	kvmq_open(&q, "fake");
+	d.q = &q;
 	ret = kvmq_send_stream(&q, in, FAKE_ID, 1, kind, per_msg, &sx);
-	ret |= kvmq_forward_stream(&q, 1, FAKE_ID, 2, 3, 2, 44, &fx);
+	ret |= kvmq_forward_stream(&q, 1, FAKE_ID, 2, 3, 2, 44,
+				   deferred ? &snd : NULL, &fx);
 	ret |= kvmq_recv_stream(&q, out, 2, 0, &rx);
 	lseek(out, 0, SEEK_SET);
 	check(!ret && fx.end && rx.end && fx.msgs == sx.msgs &&
 	      rx.bytes == len && read(out, got, len + 1) == (ssize_t)len &&
-	      !memcmp(got, want, len) && !fake_held(),
-	      "forward: %s, %zu bytes, samples times 3/2 after the header",
-	      kinds[kind], len);
+	      !memcmp(got, want, len) && !fake_held() &&
+	      (!deferred || (d.sends == (int)sx.msgs && d.flushes > 0)),
+	      "forward%s: %s, %zu bytes, samples times 3/2 after the header",
+	      deferred ? " (deferred sends)" : "", kinds[kind], len);
 	kvmq_close(&q);
 	close(in);
 	close(out);
@@ -481,9 +551,12 @@ int main(void)
 	test_cli();
 	test_xfer();
 	test_gain();
-	forward(KVMQ_MSG_BYTES, 0, 10001);
-	forward(KVMQ_MSG_PAGES, 16, 300000);
-	forward(KVMQ_MSG_BLOCKS, 1, 5 << 20);
+	forward(KVMQ_MSG_BYTES, 0, 10001, 0);
+	forward(KVMQ_MSG_PAGES, 16, 300000, 0);
+	forward(KVMQ_MSG_BLOCKS, 1, 5 << 20, 0);
+	forward(KVMQ_MSG_BYTES, 0, 50001, 1);
+	forward(KVMQ_MSG_PAGES, 16, 1000000, 1);
+	forward(KVMQ_MSG_BLOCKS, 1, 11 << 20, 1);
 	printf("1..%d\n", tests);
 	if (failures)
 		printf("# %d of %d failed\n", failures, tests);
