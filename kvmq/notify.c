@@ -140,9 +140,22 @@ void kvmq_notify_room(struct kvmq_vm *vm, struct kvmq_queue *q)
 	}
 }
 
-/* Called when the VM is freed. */
+/*
+ * Called when the VM is freed.  A peer may still be in kvmq_notify_space()
+ * for it: it found the VM in the group's identities under RCU before the
+ * per-VM file's release erased it, and holds no reference.  The object
+ * itself outlives that peer's RCU read-side section (kfree_rcu()), the
+ * room eventfd does not: take it away under the lock the peer signals it
+ * under, so that the peer either signals it before it is put or finds none.
+ */
 void kvmq_notify_destroy(struct kvmq_vm *vm)
 {
-	if (vm->space)
-		eventfd_ctx_put(vm->space);
+	struct eventfd_ctx *space;
+
+	scoped_guard(spinlock, &vm->notify_lock) {
+		space = vm->space;
+		vm->space = NULL;
+	}
+	if (space)
+		eventfd_ctx_put(space);
 }
