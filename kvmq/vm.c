@@ -172,14 +172,17 @@ static void kvmq_vm_free(struct kref *ref)
 {
 	struct kvmq_vm *vm = container_of(ref, struct kvmq_vm, ref);
 
-	kvmq_queues_destroy(vm);
 	if (vm->rings) {
 		kvmq_lazy_timers_stop(vm->rings);
-		/* The kvm_exit probe may still read them, under RCU. */
+		/*
+		 * The kvm_exit probe may still read them, and the queues'
+		 * rx_backlog, under RCU: free both after a grace period.
+		 */
 		synchronize_rcu();
 		kvmq_rings_free(vm->rings);
 		kvmq_lazy_put();
 	}
+	kvmq_queues_destroy(vm);
 	kvmq_aperture_destroy(&vm->ap);
 	kvmq_notify_destroy(vm);
 	if (vm->group)
