@@ -150,6 +150,7 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 	const char *pos[3], *val, *send_opt = NULL, *recv_opt = NULL;
 	const char *fwd_opt = NULL, *queue_opt = NULL;
 	const char *nr_arg = NULL, *queue_arg = NULL;
+	uint64_t retry;
 	bool have_cmd = false, dashdash = false, help = false;
 	int i, npos = 0, r;
 	uint32_t kind;
@@ -214,6 +215,19 @@ int kvmq_cli_parse(int argc, char *const argv[], struct kvmq_cli *c,
 			r = kvmq_opt_val(argc, argv, &i, "-n", "--nr", &val);
 			if (r > 0) {
 				nr_arg = val;
+				send_opt = a;
+				continue;
+			}
+		}
+		if (!r) {
+			r = kvmq_opt_val(argc, argv, &i, NULL, "--retry", &val);
+			if (r > 0) {
+				if (kvmq_parse_u64(val, &retry) ||
+				    retry > KVMQ_CLI_RETRY_MAX)
+					return kvmq_cli_err(err, errlen,
+							    "--retry: '%s' is not 0 to %u seconds",
+							    val, KVMQ_CLI_RETRY_MAX);
+				c->retry_ms = retry * 1000;
 				send_opt = a;
 				continue;
 			}

@@ -24,6 +24,7 @@ enum kvmq_cmd {
 #define KVMQ_CLI_QUEUE_DEFAULT	1
 #define KVMQ_CLI_PAGES_DEFAULT	KVMQ_MSG_PAGES_MAX	/* per message */
 #define KVMQ_CLI_BLOCKS_DEFAULT	1			/* per message */
+#define KVMQ_CLI_RETRY_MAX	86400U			/* seconds */
 
 struct kvmq_cli {
 	enum kvmq_cmd cmd;
@@ -33,6 +34,7 @@ struct kvmq_cli {
 	uint32_t per_msg;		/* pages or blocks per message */
 	char target[KVMQG_PEER_NAME_LEN];	/* a peer's name or an identity */
 	const char *in;			/* "-": standard input */
+	uint64_t retry_ms;		/* --retry: a refused send again */
 	/* send: the destination queue; recv: the queue */
 	uint32_t queue;
 	/* recv */

@@ -19,10 +19,13 @@ static const char kvmq_usage[] =
 "  info                         the device and the VM\n"
 "  peers                        the peer table: NAME ID per line\n"
 "  stat                         info, peers and queue lengths\n"
-"  send [--bytes|--pages|--blocks] [-n NR] NAME_OR_ID[:QUEUE] FILE|-\n"
+"  send [--bytes|--pages|--blocks] [-n NR] [--retry SECONDS]\n"
+"       NAME_OR_ID[:QUEUE] FILE|-\n"
 "                               send a file (queue 1 by default), then an\n"
 "                               empty message; NR pages (256) or blocks (1)\n"
-"                               per message\n"
+"                               per message; a message the destination\n"
+"                               refuses while it is away (ENOENT, EACCES)\n"
+"                               is sent again for up to SECONDS\n"
 "  recv [-q QUEUE] [-o FILE|-] [--count N]\n"
 "                               receive until the empty message (or N\n"
 "                               messages) and write the payloads\n"
@@ -132,9 +135,14 @@ static int cmd_send(struct kvmq *q, const struct kvmq_cli *c)
 		if (fd < 0)
 			return kvmq_err(c->in, -errno);
 	}
-	ret = kvmq_send_stream(q, fd, dest, c->queue, c->kind, c->per_msg, &x);
+	ret = kvmq_send_stream_retry(q, fd, dest, c->queue, c->kind,
+				     c->per_msg, c->retry_ms, &x);
 	if (fd)
 		close(fd);
+	if (x.refused)
+		fprintf(stderr,
+			"kvmq: send: %" PRIu64 " refused (last: %s), sent again\n",
+			x.refused, strerror(-x.refused_err));
 	if (ret)
 		return kvmq_err(x.what, ret);
 	return 0;

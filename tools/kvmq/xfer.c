@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xfer.h"
@@ -49,6 +50,47 @@ static int kvmq_fail(struct kvmq_xfer *x, const char *what, int ret)
 	return ret;
 }
 
+#define KVMQ_RETRY_FIRST_MS	10
+#define KVMQ_RETRY_MAX_MS	1000
+
+/*
+ * Send a bytes message (@kind KVMQ_MSG_BYTES: @buf) or pages (@offsets),
+ * again while the destination is away and @x->retry_ms allows
+ * (kvmq_send_stream_retry()).
+ */
+static int kvmq_send_retry(struct kvmq *q, uint32_t dest, uint32_t queue,
+			   uint32_t kind, const void *buf,
+			   const uint64_t *offsets, uint32_t nr, uint32_t len,
+			   struct kvmq_xfer *x)
+{
+	uint64_t waited = 0, delay = KVMQ_RETRY_FIRST_MS;
+	struct timespec ts;
+	int ret;
+
+	for (;;) {
+		if (kind == KVMQ_MSG_BYTES)
+			ret = kvmq_send_bytes(q, dest, queue, buf, len, 0);
+		else
+			ret = kvmq_send_pages(q, dest, queue, kind, offsets,
+					      nr, len, 0);
+		if ((ret != -ENOENT && ret != -EACCES) ||
+		    waited >= x->retry_ms)
+			return ret;
+		x->refused++;
+		x->refused_err = ret;
+		if (delay > x->retry_ms - waited)
+			delay = x->retry_ms - waited;
+		ts.tv_sec = (time_t)(delay / 1000);
+		ts.tv_nsec = (long)(delay % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		waited += delay;
+		delay *= 2;
+		if (delay > KVMQ_RETRY_MAX_MS)
+			delay = KVMQ_RETRY_MAX_MS;
+	}
+}
+
 static int kvmq_send_bytes_stream(struct kvmq *q, int fd, uint32_t dest,
 				  uint32_t queue, struct kvmq_xfer *x)
 {
@@ -62,7 +104,8 @@ static int kvmq_send_bytes_stream(struct kvmq *q, int fd, uint32_t dest,
 			return kvmq_fail(x, "read", (int)n);
 		if (!n)
 			return 0;
-		ret = kvmq_send_bytes(q, dest, queue, buf, (uint32_t)n, 0);
+		ret = kvmq_send_retry(q, dest, queue, KVMQ_MSG_BYTES, buf,
+				      NULL, 0, (uint32_t)n, x);
 		if (ret)
 			return kvmq_fail(x, "send", ret);
 		x->msgs++;
@@ -108,8 +151,8 @@ static int kvmq_send_pages_stream(struct kvmq *q, int fd, uint32_t dest,
 			return 0;
 		for (i = 0; i < nr; i++)
 			offsets[i] = off + i * unit;
-		ret = kvmq_send_pages(q, dest, queue, kind, offsets, nr,
-				      (uint32_t)n, 0);
+		ret = kvmq_send_retry(q, dest, queue, kind, NULL, offsets, nr,
+				      (uint32_t)n, x);
 		if (ret) {
 			kvmq_release(q, off, kvmq_unit_pages(kind, nr));
 			return kvmq_fail(x, "send", ret);
@@ -124,9 +167,17 @@ static int kvmq_send_pages_stream(struct kvmq *q, int fd, uint32_t dest,
 int kvmq_send_stream(struct kvmq *q, int fd, uint32_t dest, uint32_t queue,
 		     uint32_t kind, uint32_t per_msg, struct kvmq_xfer *x)
 {
+	return kvmq_send_stream_retry(q, fd, dest, queue, kind, per_msg, 0, x);
+}
+
+int kvmq_send_stream_retry(struct kvmq *q, int fd, uint32_t dest,
+			   uint32_t queue, uint32_t kind, uint32_t per_msg,
+			   uint64_t retry_ms, struct kvmq_xfer *x)
+{
 	int ret;
 
 	memset(x, 0, sizeof(*x));
+	x->retry_ms = retry_ms;
 	if (kind == KVMQ_MSG_BYTES)
 		ret = kvmq_send_bytes_stream(q, fd, dest, queue, x);
 	else
@@ -134,7 +185,8 @@ int kvmq_send_stream(struct kvmq *q, int fd, uint32_t dest, uint32_t queue,
 					     x);
 	if (ret)
 		return ret;
-	ret = kvmq_send_bytes(q, dest, queue, NULL, 0, 0);
+	ret = kvmq_send_retry(q, dest, queue, KVMQ_MSG_BYTES, NULL, NULL, 0, 0,
+			      x);
 	return ret ? kvmq_fail(x, "send", ret) : 0;
 }
 

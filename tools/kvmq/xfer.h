@@ -15,6 +15,10 @@ struct kvmq_xfer {
 	uint64_t bytes;		/* payload bytes */
 	int end;		/* recv: the end marker arrived */
 	const char *what;	/* on failure: the step that failed */
+	/* send with a retry bound (kvmq_send_stream_retry()) */
+	uint64_t retry_ms;	/* how long one message may be refused */
+	uint64_t refused;	/* sends refused, each sent again */
+	int refused_err;	/* the negated errno of the last refusal */
 };
 
 /*
@@ -26,6 +30,17 @@ struct kvmq_xfer {
  */
 int kvmq_send_stream(struct kvmq *q, int fd, uint32_t dest, uint32_t queue,
 		     uint32_t kind, uint32_t per_msg, struct kvmq_xfer *x);
+/*
+ * kvmq_send_stream(), but a message the destination refuses because it is
+ * away (-ENOENT: no VM of that identity, or no such queue; -EACCES: no
+ * grant) is sent again, after 10 ms, then twice as long each time up to
+ * 1 s, until it is taken or it has been refused for @retry_ms.  The
+ * pages of a refused message stay with the sender meanwhile.  Counts the
+ * refusals in @x->refused, the last errno in @x->refused_err.
+ */
+int kvmq_send_stream_retry(struct kvmq *q, int fd, uint32_t dest,
+			   uint32_t queue, uint32_t kind, uint32_t per_msg,
+			   uint64_t retry_ms, struct kvmq_xfer *x);
 /*
  * Receive from @queue and write the payloads to @fd, until the end marker
  * or @count messages (0: no limit).  The pages of each message are

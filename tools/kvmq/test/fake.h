@@ -21,6 +21,8 @@ uint32_t fake_held(void);
 uint32_t fake_queued(uint32_t queue);
 /* Make the @n-th next kvmq_alloc() fail with -ENOBUFS (0: never). */
 void fake_fail_alloc(uint32_t n);
+/* Make the @n next sends fail with @err, changing nothing. */
+void fake_refuse(uint32_t n, int err);
 void fake_add_peer(const char *name, uint32_t id);
 
 #endif

@@ -20,7 +20,8 @@ static uint8_t *fake_ap;
 static uint8_t fake_owned[FAKE_PAGES];
 static struct fake_msg *fake_head[FAKE_QUEUES], **fake_tail[FAKE_QUEUES];
 static struct kvmqg_peer fake_peer_table[KVMQG_PEERS_MAX];
-static uint32_t fake_nr_peers, fake_alloc_countdown;
+static uint32_t fake_nr_peers, fake_alloc_countdown, fake_refusals;
+static int fake_refuse_err;
 
 void fake_reset(void)
 {
@@ -42,6 +43,7 @@ void fake_reset(void)
 	}
 	fake_nr_peers = 0;
 	fake_alloc_countdown = 0;
+	fake_refusals = 0;
 }
 
 uint32_t fake_held(void)
@@ -66,6 +68,21 @@ uint32_t fake_queued(uint32_t queue)
 void fake_fail_alloc(uint32_t n)
 {
 	fake_alloc_countdown = n;
+}
+
+void fake_refuse(uint32_t n, int err)
+{
+	fake_refusals = n;
+	fake_refuse_err = err;
+}
+
+/* A refusal fake_refuse() asked for, or 0. */
+static int fake_refused(void)
+{
+	if (!fake_refusals)
+		return 0;
+	fake_refusals--;
+	return fake_refuse_err;
 }
 
 void fake_add_peer(const char *name, uint32_t id)
@@ -172,6 +189,8 @@ int kvmq_send_bytes(struct kvmq *q, uint32_t dest, uint32_t queue,
 		return -EOPNOTSUPP;
 	if (len > KVMQ_MSG_BYTES_MAX)
 		return -E2BIG;
+	if (fake_refused())
+		return fake_refuse_err;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -217,6 +236,11 @@ int kvmq_send_pages(struct kvmq *q, uint32_t dest, uint32_t queue,
 			if (offsets[j] == offsets[i])
 				return -EINVAL;
 	}
+	if (fake_refused())
+		return fake_refuse_err;
+	/* As kvmq: a refused send leaves the pages with the sender. */
+	if (dest != FAKE_ID || queue >= FAKE_QUEUES)
+		return -ENOENT;
 	m = calloc(1, sizeof(*m));
 	if (m)
 		m->pages = malloc(nr * unit);

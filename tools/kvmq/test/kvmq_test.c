@@ -235,6 +235,15 @@ static void test_cli(void)
 	      c.kind == KVMQ_MSG_BYTES, "cli: the last kind wins");
 	check(!parse(&c, "send", "x", "--", "-f", NULL) && !strcmp(c.in, "-f"),
 	      "cli: -- ends the options");
+	check(!parse(&c, "send", "--blocks", "--retry", "30", "x", "f", NULL) &&
+	      c.retry_ms == 30000, "cli: send --retry 30");
+	check(!parse(&c, "send", "x", "f", NULL) && !c.retry_ms,
+	      "cli: no retry by default");
+	check(parse(&c, "send", "--retry=86401", "x", "f", NULL) == -EINVAL &&
+	      parse(&c, "send", "--retry=1s", "x", "f", NULL) == -EINVAL,
+	      "cli: --retry out of range");
+	check(parse(&c, "recv", "--retry", "1", NULL) == -EINVAL,
+	      "cli: --retry with recv");
 	check(parse(&c, "send", "x", NULL) == -EINVAL, "cli: send without file");
 	check(parse(&c, "send", "x", "f", "g", NULL) == -EINVAL,
 	      "cli: send with two files");
@@ -393,6 +402,62 @@ static void test_xfer(void)
 	ret = kvmq_send_stream(&q, in, FAKE_ID + 1, 1, KVMQ_MSG_PAGES, 256, &x);
 	check(ret == -ENOENT && !strcmp(x.what, "send") && !fake_held(),
 	      "xfer: send to nobody");
+	kvmq_close(&q);
+	close(in);
+
+	/*
+	 * --retry: refused while the destination is away, each message is
+	 * sent again, and the stream arrives whole.
+	 */
+	in = tmpfile_with(small, sizeof(small));
+	out = tmpfile_with(NULL, 0);
+	fake_reset();
+	kvmq_open(&q, "fake");
+	fake_refuse(3, -ENOENT);
+	ret = kvmq_send_stream_retry(&q, in, FAKE_ID, 1, KVMQ_MSG_PAGES, 1,
+				     1000, &x);
+	check(!ret && x.refused == 3 && x.refused_err == -ENOENT &&
+	      x.msgs == 2 && !fake_held(), "xfer: retry while away");
+	ret = kvmq_recv_stream(&q, out, 1, 0, &x);
+	check(!ret && x.end && same_content(out, (const uint8_t *)small,
+					    sizeof(small)),
+	      "xfer: retry: the stream arrives whole");
+	kvmq_close(&q);
+	close(in);
+	close(out);
+
+	/* The end marker refused for want of a grant, then taken. */
+	in = tmpfile_with(small, 10);
+	fake_reset();
+	kvmq_open(&q, "fake");
+	fake_refuse(2, -EACCES);
+	ret = kvmq_send_stream_retry(&q, in, FAKE_ID, 1, KVMQ_MSG_BYTES, 0, 1000,
+				     &x);
+	check(!ret && x.refused == 2 && x.refused_err == -EACCES &&
+	      fake_queued(1) == 2, "xfer: retry after EACCES");
+	kvmq_close(&q);
+	close(in);
+
+	/* Away for longer than the bound: the error, nothing held. */
+	in = tmpfile_with(small, sizeof(small));
+	fake_reset();
+	kvmq_open(&q, "fake");
+	ret = kvmq_send_stream_retry(&q, in, FAKE_ID + 1, 1, KVMQ_MSG_PAGES, 1,
+				     50, &x);
+	check(ret == -ENOENT && !strcmp(x.what, "send") && x.refused >= 2 &&
+	      !x.msgs && !fake_held(), "xfer: retry bound");
+	kvmq_close(&q);
+	close(in);
+
+	/* Other errors are not retried. */
+	in = tmpfile_with(small, sizeof(small));
+	fake_reset();
+	kvmq_open(&q, "fake");
+	fake_refuse(1, -EMSGSIZE);
+	ret = kvmq_send_stream_retry(&q, in, FAKE_ID, 1, KVMQ_MSG_PAGES, 1,
+				     1000, &x);
+	check(ret == -EMSGSIZE && !x.refused && !fake_held(),
+	      "xfer: retry only while away");
 	kvmq_close(&q);
 	close(in);
 }
