@@ -9,7 +9,8 @@
 # PROGRAM kvmq_demo (`make demo-selftest`: the same pipeline between
 # selftest guests, polled and over rings) or kvmq_bench (`make bench`),
 # from tools/testing/selftests/kvmq/.
-# Environment: KVMQ_PIPE_MIB (size of the WAV, default 32).
+# Environment: KVMQ_PIPE_MIB (size of the WAV, default 32), KVMQ_PIPE_EVENT
+# (reboot-decode, kill-play or revoke: kvmq_pipeline.py run --event).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 top=$(dirname "$here")
@@ -24,7 +25,7 @@ if [ "$prog" = pipeline ]; then
 	# The WAV and its reference are made here, where Python runs at full
 	# speed; the test host sees this machine's files.
 	pipe=$KVMQ_CACHE/pipeline-${KVMQ_PIPE_MIB:-32}
-	if [ ! -s "$pipe/audio.ref" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "$pipe/audio.ref" ]; then
+	if [ ! -s "$pipe/audio.ref" ] || [ ! -s "$pipe/audio.blocks" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "$pipe/audio.ref" ]; then
 		"$top/tools/kvmq/kvmq_pipeline.py" prepare "$pipe" --mib "${KVMQ_PIPE_MIB:-32}"
 	fi
 	KVMQ_QEMU=${KVMQ_QEMU:-$("$here/qemu.sh" --print)}
@@ -33,6 +34,7 @@ if [ "$prog" = pipeline ]; then
 	export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP
 	prog=$top/tools/kvmq/kvmq_pipeline.py
 	args=(run "$pipe")
+	if [ -n "${KVMQ_PIPE_EVENT:-}" ]; then args+=(--event "$KVMQ_PIPE_EVENT"); fi
 else
 	# The benchmark writes its JSON into the result dir, shared with the host.
 	[ "$prog" = kvmq_bench ] && args=("$out/bench.json")

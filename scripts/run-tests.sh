@@ -22,7 +22,7 @@ KVMQ_GUEST_KERNEL=${KVMQ_GUEST_KERNEL:-$IMGDIR/boot/vmlinuz-$KVER}
 KVMQ_TOP=$top
 # The pipeline's WAV and reference, made here where Python is fast.
 KVMQ_PIPE_DIR=$KVMQ_CACHE/pipeline-8
-if [ ! -s "$KVMQ_PIPE_DIR/audio.ref" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "$KVMQ_PIPE_DIR/audio.ref" ]; then
+if [ ! -s "$KVMQ_PIPE_DIR/audio.ref" ] || [ ! -s "$KVMQ_PIPE_DIR/audio.blocks" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "$KVMQ_PIPE_DIR/audio.ref" ]; then
 	"$top/tools/kvmq/kvmq_pipeline.py" prepare "$KVMQ_PIPE_DIR" --mib 8
 fi
 export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP KVMQ_PIPE_DIR

@@ -3,19 +3,32 @@
 """kvmq_pipeline - the read/decode/play pipeline of three Linux guests.
 
   kvmq_pipeline.py prepare DIR [--mib N]
-      Write DIR/audio.wav, a WAV of the formula below, and DIR/audio.ref,
-      the SHA-256 of what "play" must receive: the WAV with every 16-bit
-      sample after its 44-byte header times 3/2, clipped.  Run it where
-      Python is fast (the build machine): the test host emulates its CPU.
+      Write DIR/audio.wav, a WAV of the formula below; DIR/audio.ref, the
+      SHA-256 of what "play" must receive: the WAV with every 16-bit
+      sample after its 44-byte header times 3/2, clipped; and
+      DIR/audio.blocks, the SHA-256 of each 2 MiB block of it.  Run it
+      where Python is fast (the build machine): the test host emulates
+      its CPU.
 
-  kvmq_pipeline.py run DIR
+  kvmq_pipeline.py run DIR [--event EVENT] [--at MIB] [--depth N]
       On a KVM host with kvmq loaded: create a group, start one QEMU per
       stage with the kvmq-pci device, tell each guest its peers (QMP
       kvmq-post), grant read -> decode and decode -> play only, and watch:
       "read" sends the WAV as 2 MiB blocks, "decode" multiplies the samples
       by 3/2 in the very pages they arrived in and moves them on, "play"
-      checksums what arrives.  Prints each stage's progress, then a report,
-      and exits 0 only if play's checksum is the reference.
+      hashes each block that arrives and the whole stream.  Prints each
+      stage's progress, then a report, and exits 0 only if the outcome is
+      the one documented for the run (Documentation/qemu.rst, section 6):
+      without an event, play's stream is the reference exactly.
+
+      EVENT, once play has received MIB (default 2) MiB and while the
+      rest of the stream is in flight:
+        reboot-decode  decode's QEMU quits and a new QEMU takes its
+                       identity; read's refused sends are sent again
+        kill-play      play's QEMU is killed (SIGKILL)
+        revoke         play revokes decode's grant
+      N is the depth of each guest's queue: 8, or 1 with an event, so
+      that the stream is still in flight when the event comes.
 
 Environment: KVMQ_QEMU (the patched QEMU), KVMQ_GUEST_KERNEL (the guests'
 kernel), KVMQ_TOP (the kvmq tree, for scripts/mkguest-initramfs.sh).
@@ -27,10 +40,13 @@ rounded to the nearest integer, for as many frames as fill N MiB (default
 8) with the header.  At 3/2 the loudest samples clip.
 """
 
+import argparse
 import hashlib
 import math
 import os
+import signal
 import struct
+import subprocess
 import sys
 import time
 
@@ -41,6 +57,10 @@ RATE = 48000
 HEADER = 44
 NUM, DEN = 3, 2
 BOOT = 300
+BLOCK = 2 << 20
+EVENTS = ("reboot-decode", "kill-play", "revoke")
+RETRY = 120             # read's --retry: how long decode may be away
+AWAY = 2                # seconds between decode's QEMU quitting and the new
 
 
 def wav_bytes(mib):
@@ -72,10 +92,17 @@ def decoded(wav):
 def prepare(d, mib):
     os.makedirs(d, exist_ok=True)
     wav = wav_bytes(mib)
-    with open(os.path.join(d, "audio.wav"), "wb") as f:
-        f.write(wav)
-    with open(os.path.join(d, "audio.ref"), "w") as f:
-        f.write(hashlib.sha256(decoded(wav)).hexdigest() + "\n")
+    dec = decoded(wav)
+    blocks = "".join(hashlib.sha256(dec[i:i + BLOCK]).hexdigest() + "\n"
+                     for i in range(0, len(dec), BLOCK))
+    # Each file whole or not at all: a run may be reading the old ones.
+    for name, data in (("audio.wav", wav), ("audio.blocks", blocks.encode()),
+                       ("audio.ref", (hashlib.sha256(dec).hexdigest() +
+                                      "\n").encode())):
+        tmp = os.path.join(d, name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(d, name))
     print("pipeline: %s/audio.wav, %d bytes, and its reference" %
           (d, len(wav)))
 
@@ -83,24 +110,55 @@ def prepare(d, mib):
 # Each stage waits for its peers, says READY, and starts when the VMM
 # posts the line "peer go 1" (after it sampled the VM exits of the boot).
 WAIT_PEER = """
-until kvmq peers | grep -q "^%s "; do sleep 0.1; done
+until kvmq peers | grep -q "^@PEER@ "; do sleep 0.1; done
 echo READY
 until kvmq peers | grep -q "^go "; do sleep 0.1; done
 """
-# Each stage stays up when done, so that its VMM can still query it.
+# Each stage says how its program ended (its standard error follows as
+# STAGE-LOG lines), and stays up, so that its VMM can still query it.
 DONE = """
+echo "STAGE-EXIT: $st"
+sed 's/^/STAGE-LOG: /' /tmp/err
 kvmq info | grep held
 sleep 3600
 """
-READ = WAIT_PEER % "decode" + """
-kvmq send --blocks -n 1 decode /root/audio.wav; echo "STAGE-EXIT: $?"
+READ = WAIT_PEER.replace("@PEER@", "decode") + """
+kvmq send --blocks -n 1 --retry @RETRY@ decode /root/audio.wav 2>/tmp/err
+st=$?
 """ + DONE
-DECODE = WAIT_PEER % "play" + """
-kvmq forward --gain 3/2 --skip 44 play; echo "STAGE-EXIT: $?"
+# A decode that starts mid-stream (booted again) has no header to skip.
+DECODE = WAIT_PEER.replace("@PEER@", "play") + """
+kvmq forward --gain 3/2 --skip @SKIP@ play 2>/tmp/err
+st=$?
 """ + DONE
-PLAY = WAIT_PEER % "decode" + """
-kvmq recv -o /tmp/out; echo "STAGE-EXIT: $?"
-echo "PLAY-SUM: $(sha256sum /tmp/out | cut -d' ' -f1) $(wc -c </tmp/out)"
+# play prints the SHA-256 of each 2 MiB block it got (each message but
+# the last is one block), then of the whole stream.  With an event, it
+# stops after @AT@ messages, says so, and goes on when the VMM names the
+# peer "resume": the VMM acts on the pipeline at that point.
+PLAY_BLOCKS = """
+blocks() {
+	n=$(wc -c <"$1"); i=0
+	while [ $((i * 2097152)) -lt "$n" ]; do
+		echo "PLAY-BLOCK: $(($2 + i)) $(dd if="$1" bs=2097152 skip=$i \\
+count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+		i=$((i + 1))
+	done
+}
+: >/tmp/out.0
+"""
+PLAY_AT = """
+kvmq recv --count @AT@ -o /tmp/out.0 2>/tmp/err
+st=$?
+blocks /tmp/out.0 0
+echo "PLAY-AT: $st $(wc -c </tmp/out.0)"
+until kvmq peers | grep -q "^resume "; do sleep 0.1; done
+"""
+PLAY_REST = """
+kvmq recv -o /tmp/out.1 2>>/tmp/err
+st=$((st | $?))
+blocks /tmp/out.1 $(($(wc -c </tmp/out.0) / 2097152))
+echo "PLAY-SUM: $(cat /tmp/out.0 /tmp/out.1 | sha256sum | cut -d' ' -f1) \\
+$(($(wc -c </tmp/out.0) + $(wc -c </tmp/out.1)))"
 """ + DONE
 
 
@@ -119,52 +177,174 @@ def vcpu_exits(g):
     return total
 
 
-def run(d, quiet=False):
+def console_lines(g, prefix):
+    """The rest of each whole console line of g that starts with prefix."""
+    text = g.console()
+    return [line[len(prefix):].strip()
+            for line in text[:text.rfind("\n") + 1].splitlines()
+            if line.startswith(prefix)]
+
+
+def kernel_log():
+    """The host kernel's log lines (dmesg), or None."""
+    try:
+        return subprocess.run(["dmesg"], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+BAD_LOG = ("BUG:", "WARNING:", "Oops", "KFENCE:", "general protection",
+           "Call Trace")
+
+
+class Stage:
+    """A stage's guest, its counters so far, and those of the QEMUs it
+    had before (decode booted again)."""
+
+    STATS = ("sent", "sent-bytes", "received", "received-bytes",
+             "notified", "room-notified")
+
+    def __init__(self, g):
+        self.g = g
+        self.gone = False               # the event ended its QEMU
+        self.past = {k: 0 for k in self.STATS}
+        self.past_exits = 0
+        self.exits0 = None              # the current QEMU's, at go
+        self.last = None                # its query-kvmq stats, last seen
+        self.last_exits = None          # its VM exits since go, last seen
+
+    def stats(self):
+        if not self.gone:
+            try:
+                self.last = self.g.query()["stats"]
+            except (kvmq_host.QmpError, OSError, EOFError):
+                pass
+        cur = self.last or {k: 0 for k in self.STATS}
+        return {k: self.past[k] + cur[k] for k in self.STATS}
+
+    def exits(self):
+        """VM exits since go, or None if not known."""
+        e = None if self.gone else vcpu_exits(self.g)
+        if e is not None and self.exits0 is not None:
+            self.last_exits = e - self.exits0
+        if self.last_exits is None:
+            return None
+        return self.past_exits + self.last_exits
+
+    def end(self, sig):
+        """The QEMU ends (sig): keep what it counted."""
+        self.stats()
+        self.exits()
+        self.g.kill(sig)
+        self.gone = True
+
+    def replace(self, g):
+        """A new QEMU takes the stage's place."""
+        cur = self.last or {k: 0 for k in self.STATS}
+        for k in self.STATS:
+            self.past[k] += cur[k]
+        self.past_exits += self.last_exits or 0
+        self.g = g
+        self.gone = False
+        self.exits0 = self.last = self.last_exits = None
+
+
+def pipeline(d, event=None, at=2, depth=None, quiet=False):
+    """Run the pipeline; a dict of what happened, "ok" the verdict."""
+    guests = []
+    try:
+        return run_guests(d, event, at, depth, quiet, guests)
+    finally:
+        for g in guests:
+            g.kill()
+
+
+def run_guests(d, event, at, depth, quiet, guests):
     qemu = os.environ["KVMQ_QEMU"]
     kernel = os.environ["KVMQ_GUEST_KERNEL"]
     top = os.environ.get("KVMQ_TOP", os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "../.."))
+    if event is not None and event not in EVENTS:
+        raise ValueError("unknown event %r" % event)
+    if depth is None:
+        depth = 1 if event else 8
+    at_msgs = max(1, at * 2**20 // BLOCK)
     wav = os.path.join(d, "audio.wav")
     with open(os.path.join(d, "audio.ref")) as f:
         ref = f.read().strip()
+    try:
+        with open(os.path.join(d, "audio.blocks")) as f:
+            ref_blocks = f.read().split()
+    except OSError:
+        ref_blocks = None
     size = os.path.getsize(wav)
+    nblocks = (size + BLOCK - 1) // BLOCK
+    r = {"ok": False, "event": event, "size": size, "blocks": nblocks,
+         "depth": depth, "timeline": []}
+    if event and not ref_blocks:
+        print("pipeline: FAIL: %s has no audio.blocks (run prepare)" % d)
+        return r
+    if event and nblocks < at_msgs + 2 * depth + 1:
+        print("pipeline: FAIL: %d blocks: too few for an event after %d "
+              "with queues of depth %d" % (nblocks, at_msgs, depth))
+        return r
     work = kvmq_host.workdir()
+    log0 = kernel_log()
     before = {k: kvmq_host.debugfs_stat(k)
               for k in ("pages_moved", "bytes_copied", "aperture_pages")}
 
-    def initrd(name, files):
+    def initrd(name, text, files=()):
+        sh = os.path.join(work, name + ".sh")
+        with open(sh, "w") as f:
+            f.write(text)
         out = os.path.join(work, name + ".cpio.gz")
-        import subprocess
         subprocess.run([os.path.join(top, "scripts/mkguest-initramfs.sh"),
-                        out] + files, check=True, stdout=subprocess.DEVNULL)
+                        out, sh + ":/root/run.sh"] + list(files),
+                       check=True, stdout=subprocess.DEVNULL)
         return out
 
-    def script(name, text):
-        p = os.path.join(work, name + ".sh")
-        with open(p, "w") as f:
-            f.write(text)
-        return p + ":/root/run.sh"
+    def guest(name, ident, rd, group):
+        return kvmq_host.Guest(qemu, kernel, rd, name, ident, group,
+                               "sh /root/run.sh", work, aperture="64M",
+                               depth=depth)
 
-    print("pipeline: %d bytes of WAV from read to decode to play" % size)
+    play_text = WAIT_PEER.replace("@PEER@", "decode") + PLAY_BLOCKS + \
+        (PLAY_AT.replace("@AT@", str(at_msgs)) if event else "st=0\n") + \
+        PLAY_REST
+    rds = {"read": initrd("read", READ.replace("@RETRY@", str(RETRY)),
+                          [wav + ":/root/audio.wav"]),
+           "decode": initrd("decode", DECODE.replace("@SKIP@",
+                                                     str(HEADER))),
+           "play": initrd("play", play_text)}
+    if event == "reboot-decode":
+        rds["decode2"] = initrd("decode2", DECODE.replace("@SKIP@", "0"))
+
+    print("pipeline: %d bytes of WAV from read to decode to play%s" %
+          (size, ", event %s after %d MiB at play, queues of depth %d" %
+           (event, at_msgs * BLOCK >> 20, depth) if event else ""))
     group = kvmq_host.create_group()
-    guests = []
     try:
-        stages = [("read", 1, READ, [wav + ":/root/audio.wav"]),
-                  ("decode", 2, DECODE, []),
-                  ("play", 3, PLAY, [])]
-        for name, ident, text, files in stages:
-            g = kvmq_host.Guest(qemu, kernel,
-                                initrd(name, [script(name, text)] + files),
-                                name, ident, group, "sh /root/run.sh", work,
-                                aperture="64M", depth=8)
-            guests.append(g)
+        for name, ident in (("read", 1), ("decode", 2), ("play", 3)):
+            guests.append(guest(name, ident, rds[name], group))
     except Exception:
         for g in guests:
             g.kill()
-        raise
-    finally:
         os.close(group)
+        raise
+    if event != "reboot-decode":
+        os.close(group)
+        group = None
+    stages = {g.name: Stage(g) for g in guests}
     read, decode, play = guests
+
+    def all_guests():
+        return [st.g for st in stages.values()]
+
+    def kill_all():
+        for g in guests:
+            g.kill()
+
     read.post("peer decode 2\n")
     decode.post("peer read 1\npeer play 3\n")
     play.post("peer decode 2\n")
@@ -178,74 +358,272 @@ def run(d, quiet=False):
         if g.wait_line("READY", BOOT) is None:
             print("pipeline: FAIL: %s did not boot" % g.name)
             print(g.console()[-3000:])
-            for h in guests:
-                h.kill()
-            return 1
-    exits0 = {g.name: vcpu_exits(g) for g in guests}
+            kill_all()
+            if group is not None:
+                os.close(group)
+            return r
+    for st in stages.values():
+        st.exits0 = vcpu_exits(st.g)
     t0 = time.monotonic()
     for g in guests:
         g.post("peer go 1\n")
     print("pipeline: the guests booted; go")
 
+    def now():
+        return time.monotonic() - t0
+
+    def note(text):
+        r["timeline"].append((now(), text))
+        if not quiet:
+            print("pipeline: %5.1f s  %s" % (now(), text), flush=True)
+
     def stage_line():
-        qs = [g.query()["stats"] for g in guests]
-        el = max(time.monotonic() - t0, 1e-3)
+        qs = {n: st.stats() for n, st in stages.items()}
+        el = max(now(), 1e-3)
         parts = ["read sent %d msgs %.1f MiB" %
-                 (qs[0]["sent"], qs[0]["sent-bytes"] / 2**20),
+                 (qs["read"]["sent"], qs["read"]["sent-bytes"] / 2**20),
                  "decode fwd %d msgs %.1f MiB" %
-                 (qs[1]["sent"], qs[1]["sent-bytes"] / 2**20),
+                 (qs["decode"]["sent"], qs["decode"]["sent-bytes"] / 2**20),
                  "play got %d msgs %.1f MiB (%.2f MiB/s)" %
-                 (qs[2]["received"], qs[2]["received-bytes"] / 2**20,
-                  qs[2]["received-bytes"] / 2**20 / el)]
+                 (qs["play"]["received"],
+                  qs["play"]["received-bytes"] / 2**20,
+                  qs["play"]["received-bytes"] / 2**20 / el)]
         return "pipeline: %5.0f s  " % el + ", ".join(parts)
 
-    result = None
-    last = 0
-    while time.monotonic() - t0 < BOOT * 2:
-        result = play.wait_line("PLAY-SUM:", 0)
-        gone = [g.name for g in guests if g.proc.poll() is not None]
-        if result or gone:
-            break
-        if not quiet and time.monotonic() - last >= 5:
-            print(stage_line(), flush=True)
-            last = time.monotonic()
-        time.sleep(0.5)
-    elapsed = time.monotonic() - t0
-    gone = [g.name for g in guests if g.proc.poll() is not None]
-    if gone:
-        print("pipeline: FAIL: QEMU of %s exited" % ", ".join(gone))
-        for g in guests:
-            print("---- %s: console, then QEMU's output" % g.name)
-            print(g.console()[-3000:])
-            print(g.qemu_output()[-2000:])
-            g.kill()
-        return 1
-    print(stage_line())
+    def wait(pred, timeout):
+        """Until pred() is true, or a QEMU not ended on purpose exits."""
+        last = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            if [st for st in stages.values()
+                    if not st.gone and st.g.proc.poll() is not None]:
+                return None
+            if not quiet and time.monotonic() - last >= 5:
+                print(stage_line(), flush=True)
+                last = time.monotonic()
+            time.sleep(0.2)
+        return None
 
-    stats = {g.name: g.query() for g in guests}
-    exits = {}
-    for g in guests:
-        e = vcpu_exits(g)
-        exits[g.name] = None if e is None or exits0[g.name] is None else \
-            e - exits0[g.name]
-    codes = {g.name: g.wait_line("STAGE-EXIT:", 5) for g in guests}
+    def stage_exit(st):
+        """The exit status of the stage's program, once the stage printed
+        what follows it (STAGE-LOG, held), else None."""
+        if st.g.wait_line("held:", 0) is None:
+            return None
+        return int(st.g.wait_line("STAGE-EXIT:", 0))
+
+    def end_stream(st, name):
+        """The end marker of the stream st receives, from the VMM, unless
+        its program ended (the marker of the stage before it was lost
+        with the old decode, or decode was stopped)."""
+        def posted():
+            if stage_exit(st) is not None:
+                return "ended"
+            try:
+                st.g.post("", queue=1)
+            except kvmq_host.QmpError as e:
+                if "temporarily unavailable" not in str(e):
+                    raise
+                return None             # its queue is full: later
+            return "posted"
+        how = wait(posted, 120)
+        if how == "posted":
+            note("the VMM posted an end marker to %s" % name)
+        return how
+
+    failed = None
+    r["read_refused"], r["read_err"] = 0, None
+    if event:
+        at_line = wait(lambda: play.wait_line("PLAY-AT:", 0), BOOT)
+        if at_line is None:
+            failed = "play did not reach %d MiB" % (at_msgs * BLOCK >> 20)
+        else:
+            r["at_bytes"] = int(at_line.split()[1])
+    if event and not failed:
+        r["at_time"] = now()
+        if event == "reboot-decode":
+            stages["decode"].end(signal.SIGTERM)
+            note("play holds at %.1f MiB; decode's QEMU quits (SIGTERM): "
+                 "its VM detaches" % (r["at_bytes"] / 2**20))
+            t_kill = now()
+            play.post("peer resume 1\n")
+            time.sleep(AWAY)
+            g2 = guest("decode2", 2, rds["decode2"], group)
+            guests.append(g2)
+            g2.post("peer read 1\npeer play 3\n")
+            g2.grant(1)
+            stages["decode"].replace(g2)
+            g2.start()
+            r["away"] = now() - t_kill
+            note("a new QEMU for decode, identity 2, attached and granted "
+                 "read, %.1f s after the old one quit" % r["away"])
+            if g2.wait_line("READY", BOOT) is None:
+                failed = "the new decode did not boot"
+            else:
+                stages["decode"].exits0 = vcpu_exits(g2)
+                g2.post("peer go 1\n")
+                r["booted"] = now() - t_kill
+                note("decode booted again and forwards, %.1f s after it "
+                     "went away" % r["booted"])
+                if wait(lambda: stage_exit(stages["read"]) is not None,
+                        RETRY + BOOT) is None:
+                    failed = "read did not finish"
+                else:
+                    note("read finished")
+                    end_stream(stages["decode"], "decode")
+        elif event == "kill-play":
+            stages["play"].end(signal.SIGKILL)
+            note("play holds at %.1f MiB; its QEMU is killed (SIGKILL)" %
+                 (r["at_bytes"] / 2**20))
+            if wait(lambda: stage_exit(stages["decode"]) is not None,
+                    120) is None:
+                failed = "decode's forward did not end"
+            else:
+                note("decode's forward ended: %s" %
+                     "; ".join(console_lines(decode, "STAGE-LOG:")))
+        elif event == "revoke":
+            play.revoke(2)
+            play.post("peer resume 1\n")
+            note("play holds at %.1f MiB; play revokes decode's grant, "
+                 "then receives again" % (r["at_bytes"] / 2**20))
+            if wait(lambda: stage_exit(stages["decode"]) is not None,
+                    120) is None:
+                failed = "decode's forward did not end"
+            else:
+                note("decode's forward ended: %s" %
+                     "; ".join(console_lines(decode, "STAGE-LOG:")))
+                end_stream(stages["play"], "play")
+
+    result = None
+    if not failed and event != "kill-play":
+        result = wait(lambda: play.wait_line("PLAY-SUM:", 0), BOOT * 2)
+        if result is None:
+            failed = "play did not finish"
+    elapsed = now()
+    gone = [st.g.name for st in stages.values()
+            if not st.gone and st.g.proc.poll() is not None]
+    if gone:
+        failed = "QEMU of %s exited" % ", ".join(gone)
+    if not failed:
+        print(stage_line())
+
+    stats = {n: st.stats() for n, st in stages.items()}
+    exits = {n: st.exits() for n, st in stages.items()}
+    codes = {n: None if st.gone or st.g.wait_line("held:", 5) is None
+             else st.g.wait_line("STAGE-EXIT:", 0)
+             for n, st in stages.items()}
+    logs = {n: [] if st.gone else console_lines(st.g, "STAGE-LOG:")
+            for n, st in stages.items()}
+    blocks = console_lines(stages["play"].g, "PLAY-BLOCK:")
+    consoles = {g.name: g.console() for g in guests}
     for g in guests:
         g.kill()
+    if group is not None:
+        os.close(group)
     after = {k: kvmq_host.debugfs_stat(k) for k in before}
+    log1 = kernel_log()
+    r["host_log"] = None if log0 is None or log1 is None else \
+        [x for x in log1[len(log0):] if any(b in x for b in BAD_LOG)]
 
+    # Which blocks of the reference play got, in order.
+    index = {h: i for i, h in enumerate(ref_blocks or [])}
+    got_idx = []
+    for line in blocks:
+        w = line.split()
+        got_idx.append(index.get(w[1], -1) if len(w) == 2 else -1)
+    r["delivered"] = len(got_idx)
+    r["verified"] = sum(1 for k, i in enumerate(got_idx) if i >= 0 and
+                        (k == 0 or i > got_idx[k - 1]))
+    r["delivered_idx"] = got_idx
+    r["sent_blocks"] = (stats["read"]["sent-bytes"] + BLOCK - 1) // BLOCK
+    r["lost"] = r["sent_blocks"] - r["delivered"]
     got = (result or "").split()
-    got_sum, got_len = (got[0], got[1]) if len(got) == 2 else ("?", "0")
-    ok = got_sum == ref and int(got_len) == size
-    st = {n: q["stats"] for n, q in stats.items()}
+    got_sum, got_len = (got[0], int(got[1])) if len(got) == 2 else ("?", 0)
+    r["whole"] = got_sum == ref and got_len == size
+    r["codes"] = codes
+    r["logs"] = logs
+    for line in logs["read"]:
+        if " refused (last: " in line:
+            r["read_refused"] = int(line.split("send: ")[1].split()[0])
+            r["read_err"] = line.split("(last: ")[1].split(")")[0]
+    r["decode_log"] = logs["decode"]
+    r["pool_before"] = before["aperture_pages"]
+    r["pool_after"] = after["aperture_pages"]
+    r["failed"] = failed
+
+    ok = not failed and r["pool_after"] == r["pool_before"] and \
+        r["host_log"] == []
+    if event is None:
+        bound = 0
+        ok = ok and r["whole"] and codes["play"] == "0"
+    elif event == "reboot-decode":
+        # Lost: what decode held (its queue, one in its forward).
+        bound = depth + 1
+        ok = ok and codes["read"] == "0" and codes["decode"] == "0" and \
+            codes["play"] == "0" and r["sent_blocks"] == nblocks and \
+            r["verified"] == r["delivered"] and r["lost"] <= bound
+    elif event == "kill-play":
+        # Not delivered: play's queue, the block decode's forward held,
+        # decode's queue.
+        bound = 2 * depth + 1
+        ok = ok and codes["decode"] == "1" and \
+            any("No such file or directory" in x for x in logs["decode"]) \
+            and r["verified"] == r["delivered"] == at_msgs and \
+            r["lost"] <= bound
+    else:
+        # Not delivered: the block decode's forward held, decode's queue.
+        bound = depth + 1
+        ok = ok and codes["decode"] == "1" and \
+            any("Permission denied" in x for x in logs["decode"]) and \
+            codes["play"] == "0" and r["verified"] == r["delivered"] and \
+            got_idx == list(range(len(got_idx))) and r["lost"] <= bound
+    r["bound"] = bound
+    r["ok"] = ok
+
     print("")
     print("pipeline report (test-host figures: nested KVM under TCG)")
-    print("  delivered to play:   %d bytes in %.0f s, %s" %
-          (int(got_len), elapsed,
-           "verified against the reference" if ok else "NOT the reference"))
+    if failed:
+        print("  FAILED:              %s" % failed)
+    if event:
+        print("  event:               %s" % event)
+        for t, text in r["timeline"]:
+            print("    at %5.1f s: %s" % (t, text))
+    if event is None or event == "reboot-decode" or event == "revoke":
+        print("  delivered to play:   %d bytes in %.0f s, %s" %
+              (got_len, elapsed,
+               "the reference exactly" if r["whole"] else
+               "not the whole reference"))
+    print("  blocks of 2 MiB:     %d in the WAV, %d sent by read, %d "
+          "delivered to play, %d verified against the reference%s" %
+          (nblocks, r["sent_blocks"], r["delivered"], r["verified"],
+           "" if ref_blocks else " (no audio.blocks)"))
+    if event:
+        lost = [i for i in range(r["sent_blocks"]) if i not in got_idx]
+        print("  not delivered:       %d block(s) %s, at most %d: %s" %
+              (r["lost"], lost, bound,
+               {"reboot-decode": "decode's queue (depth %d) and the block "
+                "its forward held, lost with its VM" % depth,
+                "kill-play": "play's queue (depth %d), the block decode's "
+                "forward held, decode's queue (depth %d)" % (depth, depth),
+                "revoke": "the block decode's forward held and decode's "
+                "queue (depth %d)" % depth}[event]))
+        if event == "reboot-decode":
+            print("  read while decode was away: %d sends refused (%s), "
+                  "each sent again; decode away %.1f s, forwarding again "
+                  "after %.1f s" %
+                  (r["read_refused"], r["read_err"] or "none",
+                   r.get("away", 0), r.get("booted", 0)))
+        else:
+            print("  decode:              %s" %
+                  ("; ".join(logs["decode"]) or "no error"))
     print("  stage exit status:   read %s, decode %s, play %s" %
-          (codes["read"], codes["decode"], codes["play"]))
+          tuple("killed" if stages[n].gone else
+                "still running (stopped with its QEMU)" if codes[n] is None
+                else codes[n] for n in ("read", "decode", "play")))
     for n in ("read", "decode", "play"):
-        s = st[n]
+        s = stats[n]
         msgs = s["sent"] + s["received"]
         e = exits[n]
         print("  %-7s sent %4d msgs %9d B, received %4d msgs %9d B, "
@@ -261,27 +639,41 @@ def run(d, quiet=False):
           (after["bytes_copied"] - before["bytes_copied"]))
     print("  host pool after:     %d pages (before: %d)" %
           (after["aperture_pages"], before["aperture_pages"]))
-    if after["aperture_pages"] != before["aperture_pages"]:
-        ok = False
+    print("  host kernel log:     %s" %
+          ("not readable" if r["host_log"] is None else
+           "no warning" if not r["host_log"] else
+           "; ".join(r["host_log"][:5])))
     if not ok:
-        for g in guests:
-            print("---- console of %s" % g.name)
-            print(g.console()[-2000:])
+        for name, text in consoles.items():
+            print("---- console of %s" % name)
+            print(text[-2000:])
     print("pipeline: %s" % ("PASS" if ok else "FAIL"))
-    return 0 if ok else 1
+    return r
+
+
+def run(d, quiet=False, event=None, at=2, depth=None):
+    """Run the pipeline; 0 if it passed, else 1."""
+    return 0 if pipeline(d, event, at, depth, quiet)["ok"] else 1
 
 
 def main():
-    if len(sys.argv) >= 3 and sys.argv[1] == "prepare":
-        mib = 8
-        if len(sys.argv) == 5 and sys.argv[3] == "--mib":
-            mib = int(sys.argv[4])
-        prepare(sys.argv[2], mib)
+    ap = argparse.ArgumentParser(
+        description="The read/decode/play pipeline of three Linux guests.",
+        epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("dir")
+    p.add_argument("--mib", type=int, default=8)
+    p = sub.add_parser("run")
+    p.add_argument("dir")
+    p.add_argument("--event", choices=EVENTS)
+    p.add_argument("--at", type=int, default=2, metavar="MIB")
+    p.add_argument("--depth", type=int, metavar="N")
+    a = ap.parse_args()
+    if a.cmd == "prepare":
+        prepare(a.dir, a.mib)
         return 0
-    if len(sys.argv) == 3 and sys.argv[1] == "run":
-        return run(sys.argv[2])
-    print(__doc__, file=sys.stderr)
-    return 2
+    return run(a.dir, event=a.event, at=a.at, depth=a.depth)
 
 
 if __name__ == "__main__":
