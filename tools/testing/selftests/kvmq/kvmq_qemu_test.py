@@ -444,12 +444,21 @@ def test_program_killed(env):
         "by a new program, nothing held in the aperture")
 
 
+def pipe_dir(name, event=False):
+    """KVMQ_PIPE_DIR, or None after a failure (TAP) saying why."""
+    d = os.environ.get("KVMQ_PIPE_DIR")
+    want = "audio.blocks" if event else "audio.ref"
+    if not d or not os.path.exists(os.path.join(d, want)):
+        tap(False, "%s: KVMQ_PIPE_DIR has no prepared WAV "
+            "(scripts/run-tests.sh prepares it)" % name)
+        return None
+    return d
+
+
 def test_pipeline(env):
     """read -> decode -> play between three Linux guests, verified."""
-    d = os.environ.get("KVMQ_PIPE_DIR")
-    if not d or not os.path.exists(os.path.join(d, "audio.ref")):
-        tap(False, "pipeline: KVMQ_PIPE_DIR has no prepared WAV "
-            "(scripts/run-tests.sh prepares it)")
+    d = pipe_dir("pipeline")
+    if not d:
         return
     import kvmq_pipeline
     sys.stdout.flush()
