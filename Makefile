@@ -6,7 +6,8 @@
 #   make check         build everything, boot the test host, run the selftests
 #   make check-debug   the same on a debug kernel (lockdep, KASAN, kmemleak, ...)
 #   make demo          boot the test host and run the pipeline of three Linux
-#                      guests under QEMU (make demo-selftest: selftest guests)
+#                      guests under QEMU (make demo-selftest: selftest guests;
+#                      make demo-compare: the pipeline three ways side by side)
 #   make bench         boot the test host and print the cost of each message kind
 #   make style         checkpatch.pl --strict on the modules and UAPI sources
 #   make guest         build the guest driver guest/kvmq_guest.ko and the
@@ -29,7 +30,7 @@ KVMQ_WERROR ?= $(if $(CI),y)
 
 ifeq ($(KVER)$(KDIR),)
 # A bare machine: apt has no package lists to resolve KVER from yet.
-all modules install selftests style check check-debug demo demo-selftest bench guest clean:
+all modules install selftests style check check-debug demo demo-selftest demo-compare bench guest clean:
 	scripts/deps.sh
 	$(MAKE) $@
 else
@@ -81,6 +82,9 @@ demo: modules selftests guest
 demo-selftest: modules selftests
 	scripts/demo.sh kvmq_demo
 
+demo-compare: modules selftests guest
+	scripts/demo.sh compare
+
 bench: modules selftests
 	scripts/demo.sh kvmq_bench
 
@@ -111,5 +115,5 @@ clean:
 
 endif
 
-.PHONY: all deps modules install selftests style check check-debug demo demo-selftest bench \
+.PHONY: all deps modules install selftests style check check-debug demo demo-selftest demo-compare bench \
 	guest guest-test clean

@@ -114,12 +114,10 @@ struct kvmqg_sq {
 	/*
 	 * The file whose KVMQG_F_LINK send is the last entry written: kvmq
 	 * ties the next entry to it.  Another file's entry, or the file's own
-	 * once that send failed (chain_dead), is preceded by an entry that
-	 * ends the chain.  KVMQG_CHAIN_ORPHAN: the file was closed.
+	 * with KVMQG_F_CHAIN_START, is preceded by an entry that ends the
+	 * chain.  KVMQG_CHAIN_ORPHAN: the file was closed.
 	 */
 	struct kvmqg_file *chain;
-	u32 chain_idx;
-	bool chain_dead;
 	int cpu;		/* the guest CPU that is this vCPU, or -1 */
 	struct work_struct kick;
 };
@@ -1261,8 +1259,6 @@ static void kvmqg_sq_reap(struct kvmqg_sq *sq, struct list_head *done)
 			continue;
 		sq->reqs[(u32)data & mask] = NULL;
 		req->res = res;
-		if (res < 0 && sq->chain == req->f && sq->chain_idx == req->idx)
-			sq->chain_dead = true;
 		list_add_tail(&req->node, done);
 		atomic_dec(&dev->inflight);
 	}
@@ -1374,13 +1370,14 @@ static void kvmqg_sq_end_chain(struct kvmqg_sq *sq)
 	};
 	sq->prod++;
 	sq->chain = NULL;
-	sq->chain_dead = false;
 }
 
 /* Whether the next entry of @f in @sq needs the chain ended first. */
-static bool kvmqg_sq_needs_end(struct kvmqg_sq *sq, struct kvmqg_file *f)
+static bool kvmqg_sq_needs_end(struct kvmqg_sq *sq, struct kvmqg_file *f,
+			       u32 flags)
 {
-	return sq->chain && (sq->chain != f || sq->chain_dead);
+	return sq->chain &&
+	       (sq->chain != f || (flags & KVMQG_F_CHAIN_START));
 }
 
 /* @f is being closed: no entry may be tied to its last send any more. */
@@ -1396,11 +1393,11 @@ static void kvmqg_sq_orphan(struct kvmqg_dev *dev, struct kvmqg_file *f)
 
 /*
  * Write @req into the submission ring of the vCPU we run on, as a lazy
- * entry, linked to the next one with @link; under dev->lock.  1 if this
- * CPU has no ring.
+ * entry, linked to the next one with KVMQG_F_LINK in @flags; under
+ * dev->lock.  1 if this CPU has no ring.
  */
 static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
-			 u32 dest, u32 queue, bool link,
+			 u32 dest, u32 queue, u32 flags,
 			 struct list_head *done)
 {
 	u32 mask = dev->sq_entries - 1, v, need;
@@ -1415,7 +1412,7 @@ static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
 		return 1;
 	}
 	sq = &dev->sqs[v];
-	need = kvmqg_sq_needs_end(sq, req->f) ? 2 : 1;
+	need = kvmqg_sq_needs_end(sq, req->f, flags) ? 2 : 1;
 	if (sq->prod - sq->cq_cons > dev->sq_entries - need) {
 		kvmqg_sq_reap(sq, done);
 		/* Still full: run the ring now, one exit for all its entries. */
@@ -1424,8 +1421,6 @@ static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
 			kvmqg_sq_reap(sq, done);
 		}
 	}
-	/* The reaps may have ended the chain's life. */
-	need = kvmqg_sq_needs_end(sq, req->f) ? 2 : 1;
 	if (sq->prod - sq->cq_cons > dev->sq_entries - need) {
 		preempt_enable();
 		return ret < 0 ? ret : -EBUSY;
@@ -1434,7 +1429,8 @@ static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
 		kvmqg_sq_end_chain(sq);
 	sq->sqes[sq->prod & mask] = (struct kvmq_sqe) {
 		.op = KVMQ_OP_SEND,
-		.flags = KVMQ_SQE_LAZY | (link ? KVMQ_SQE_LINK : 0),
+		.flags = KVMQ_SQE_LAZY |
+			 (flags & KVMQG_F_LINK ? KVMQ_SQE_LINK : 0),
 		.dest = dest,
 		.queue = queue,
 		.gpa = virt_to_phys(req->msg),
@@ -1442,8 +1438,7 @@ static int kvmqg_sq_post(struct kvmqg_dev *dev, struct kvmqg_req *req,
 	};
 	req->idx = sq->prod;
 	sq->reqs[sq->prod & mask] = req;
-	sq->chain = link ? req->f : NULL;
-	sq->chain_idx = sq->prod;
+	sq->chain = flags & KVMQG_F_LINK ? req->f : NULL;
 	sq->prod++;
 	atomic_inc(&dev->inflight);
 	/* Pairs with kvmq's load-acquire of prod: the entry is written. */
@@ -1461,8 +1456,8 @@ static int kvmqg_uring_send(struct kvmqg_file *f, struct io_uring_cmd *ioucmd,
 	LIST_HEAD(done);
 	int ret;
 
-	ret = kvmqg_get_arg(&s, sizeof(s), uarg,
-			    KVMQG_F_NONBLOCK | KVMQG_F_LINK);
+	ret = kvmqg_get_arg(&s, sizeof(s), uarg, KVMQG_F_NONBLOCK |
+			    KVMQG_F_LINK | KVMQG_F_CHAIN_START);
 	if (ret)
 		return ret;
 	if (s.__reserved)
@@ -1496,7 +1491,7 @@ static int kvmqg_uring_send(struct kvmqg_file *f, struct io_uring_cmd *ioucmd,
 			ret = -EINVAL;
 		} else {
 			ret = kvmqg_sq_post(dev, req, s.dest, s.queue,
-					    s.flags & KVMQG_F_LINK, &done);
+					    s.flags, &done);
 			if (!ret)
 				kvmqg_pages_fly(f, req->pg);
 		}

@@ -5,7 +5,9 @@
 # and moves them on, "play" checksums what arrives
 # (tools/kvmq/kvmq_pipeline.py).
 # Usage: scripts/demo.sh [PROGRAM]   (after `make modules selftests guest`;
-# make demo does them).  Without PROGRAM: the pipeline of Linux guests.
+# make demo does them).  Without PROGRAM: the pipeline of Linux guests;
+# "compare" (`make demo-compare`): that pipeline three ways side by side
+# (kvmq_pipeline.py compare).
 # PROGRAM kvmq_demo (`make demo-selftest`: the same pipeline between
 # selftest guests, polled and over rings) or kvmq_bench (`make bench`),
 # from tools/testing/selftests/kvmq/.
@@ -21,7 +23,7 @@ top=$(dirname "$here")
 prog=${1:-pipeline}
 out=$KVMQ_CACHE/demo
 args=()
-if [ "$prog" = pipeline ]; then
+if [ "$prog" = pipeline ] || [ "$prog" = compare ]; then
 	# The WAV and its reference are made here, where Python runs at full
 	# speed; the test host sees this machine's files.
 	pipe=$KVMQ_CACHE/pipeline-${KVMQ_PIPE_MIB:-32}
@@ -32,9 +34,13 @@ if [ "$prog" = pipeline ]; then
 	KVMQ_GUEST_KERNEL=${KVMQ_GUEST_KERNEL:-$IMGDIR/boot/vmlinuz-$KVER}
 	KVMQ_TOP=$top
 	export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP
+	if [ "$prog" = compare ]; then
+		args=(compare "$pipe")
+	else
+		args=(run "$pipe")
+		if [ -n "${KVMQ_PIPE_EVENT:-}" ]; then args+=(--event "$KVMQ_PIPE_EVENT"); fi
+	fi
 	prog=$top/tools/kvmq/kvmq_pipeline.py
-	args=(run "$pipe")
-	if [ -n "${KVMQ_PIPE_EVENT:-}" ]; then args+=(--event "$KVMQ_PIPE_EVENT"); fi
 else
 	# The benchmark writes its JSON into the result dir, shared with the host.
 	[ "$prog" = kvmq_bench ] && args=("$out/bench.json")

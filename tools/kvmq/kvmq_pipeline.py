@@ -11,6 +11,13 @@
       its CPU.
 
   kvmq_pipeline.py run DIR [--event EVENT] [--at MIB] [--depth N]
+                           [--decode-send uring|ioctl] [--read-kind KIND]
+  kvmq_pipeline.py compare DIR
+      The pipeline three ways, one after the other: blocks moved with
+      decode sending through io_uring, the same with a hypercall per send,
+      and the stream as 2 KiB inline messages, copied by kvmq at each hop.
+      Prints a table: seconds, MiB/s, MiB moved and copied, VM exits and
+      hypercalls per message of each stage.
       On a KVM host with kvmq loaded: create a group, start one QEMU per
       stage with the kvmq-pci device, tell each guest its peers (QMP
       kvmq-post), grant read -> decode and decode -> play only, and watch:
@@ -29,6 +36,10 @@
         revoke         play revokes decode's grant
       N is the depth of each guest's queue: 8, or 1 with an event, so
       that the stream is still in flight when the event comes.
+      decode sends through io_uring (kvmq forward --uring: lazy entries of
+      its vCPU's submission ring, no exit of their own), or with one
+      KVMQ_HC_SEND each (ioctl).  The report gives each stage's VM exits
+      and hypercalls per message (KVM's counters, QMP query-stats).
 
 Environment: KVMQ_QEMU (the patched QEMU), KVMQ_GUEST_KERNEL (the guests'
 kernel), KVMQ_TOP (the kvmq tree, for scripts/mkguest-initramfs.sh).
@@ -123,12 +134,13 @@ kvmq info | grep held
 sleep 3600
 """
 READ = WAIT_PEER.replace("@PEER@", "decode") + """
-kvmq send --blocks -n 1 --retry @RETRY@ decode /root/audio.wav 2>/tmp/err
+kvmq send @KIND@ --retry @RETRY@ decode /root/audio.wav 2>/tmp/err
 st=$?
 """ + DONE
 # A decode that starts mid-stream (booted again) has no header to skip.
+# @URING@: --uring, sends in batches through io_uring, or nothing.
 DECODE = WAIT_PEER.replace("@PEER@", "play") + """
-kvmq forward --gain 3/2 --skip @SKIP@ play 2>/tmp/err
+kvmq forward --gain 3/2 --skip @SKIP@ @URING@ play 2>/tmp/err
 st=$?
 """ + DONE
 # play prints the SHA-256 of each 2 MiB block it got (each message but
@@ -163,18 +175,29 @@ $(($(wc -c </tmp/out.0) + $(wc -c </tmp/out.1)))"
 
 
 def vcpu_exits(g):
-    """The VM exits of the guest's vCPUs (QMP query-stats), or None."""
+    """The VM exits and the hypercalls of the guest's vCPUs (QMP
+    query-stats, KVM's counters), or None."""
     try:
         r = g.qmp.cmd("query-stats", target="vcpu", providers=[
-            {"provider": "kvm", "names": ["exits"]}])
+            {"provider": "kvm", "names": ["exits", "hypercalls"]}])
     except (kvmq_host.QmpError, OSError, EOFError):
         return None
-    total = 0
+    total = [0, 0]
     for v in r:
         for st in v.get("stats", []):
             if st["name"] == "exits":
-                total += st["value"]
-    return total
+                total[0] += st["value"]
+            elif st["name"] == "hypercalls":
+                total[1] += st["value"]
+    return tuple(total)
+
+
+def sub(a, b):
+    return tuple(x - y for x, y in zip(a, b))
+
+
+def add(a, b):
+    return tuple(x + y for x, y in zip(a, b))
 
 
 def console_lines(g, prefix):
@@ -209,10 +232,10 @@ class Stage:
         self.g = g
         self.gone = False               # the event ended its QEMU
         self.past = {k: 0 for k in self.STATS}
-        self.past_exits = 0
+        self.past_exits = (0, 0)
         self.exits0 = None              # the current QEMU's, at go
         self.last = None                # its query-kvmq stats, last seen
-        self.last_exits = None          # its VM exits since go, last seen
+        self.last_exits = None          # its (exits, hypercalls) since go
 
     def stats(self):
         if not self.gone:
@@ -224,13 +247,13 @@ class Stage:
         return {k: self.past[k] + cur[k] for k in self.STATS}
 
     def exits(self):
-        """VM exits since go, or None if not known."""
+        """(VM exits, hypercalls) since go, or None if not known."""
         e = None if self.gone else vcpu_exits(self.g)
         if e is not None and self.exits0 is not None:
-            self.last_exits = e - self.exits0
+            self.last_exits = sub(e, self.exits0)
         if self.last_exits is None:
             return None
-        return self.past_exits + self.last_exits
+        return add(self.past_exits, self.last_exits)
 
     def end(self, sig):
         """The QEMU ends (sig): keep what it counted."""
@@ -244,23 +267,25 @@ class Stage:
         cur = self.last or {k: 0 for k in self.STATS}
         for k in self.STATS:
             self.past[k] += cur[k]
-        self.past_exits += self.last_exits or 0
+        self.past_exits = add(self.past_exits, self.last_exits or (0, 0))
         self.g = g
         self.gone = False
         self.exits0 = self.last = self.last_exits = None
 
 
-def pipeline(d, event=None, at=2, depth=None, quiet=False):
+def pipeline(d, event=None, at=2, depth=None, quiet=False,
+             decode_send="uring", read_kind="blocks"):
     """Run the pipeline; a dict of what happened, "ok" the verdict."""
     guests = []
     try:
-        return run_guests(d, event, at, depth, quiet, guests)
+        return run_guests(d, event, at, depth, quiet, guests, decode_send,
+                          read_kind)
     finally:
         for g in guests:
             g.kill()
 
 
-def run_guests(d, event, at, depth, quiet, guests):
+def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
     qemu = os.environ["KVMQ_QEMU"]
     kernel = os.environ["KVMQ_GUEST_KERNEL"]
     top = os.environ.get("KVMQ_TOP", os.path.join(
@@ -269,6 +294,7 @@ def run_guests(d, event, at, depth, quiet, guests):
         raise ValueError("unknown event %r" % event)
     if depth is None:
         depth = 1 if event else 8
+    uring = "--uring" if decode_send == "uring" else ""
     at_msgs = max(1, at * 2**20 // BLOCK)
     wav = os.path.join(d, "audio.wav")
     with open(os.path.join(d, "audio.ref")) as f:
@@ -312,13 +338,17 @@ def run_guests(d, event, at, depth, quiet, guests):
     play_text = WAIT_PEER.replace("@PEER@", "decode") + PLAY_BLOCKS + \
         (PLAY_AT.replace("@AT@", str(at_msgs)) if event else "st=0\n") + \
         PLAY_REST
-    rds = {"read": initrd("read", READ.replace("@RETRY@", str(RETRY)),
+    kind = "--blocks -n 1" if read_kind == "blocks" else "--bytes"
+    rds = {"read": initrd("read", READ.replace("@RETRY@", str(RETRY))
+                          .replace("@KIND@", kind),
                           [wav + ":/root/audio.wav"]),
            "decode": initrd("decode", DECODE.replace("@SKIP@",
-                                                     str(HEADER))),
+                                                     str(HEADER))
+                            .replace("@URING@", uring)),
            "play": initrd("play", play_text)}
     if event == "reboot-decode":
-        rds["decode2"] = initrd("decode2", DECODE.replace("@SKIP@", "0"))
+        rds["decode2"] = initrd("decode2", DECODE.replace("@SKIP@", "0")
+                                .replace("@URING@", uring))
 
     print("pipeline: %d bytes of WAV from read to decode to play%s" %
           (size, ", event %s after %d MiB at play, queues of depth %d" %
@@ -549,6 +579,9 @@ def run_guests(d, event, at, depth, quiet, guests):
             r["read_refused"] = int(line.split("send: ")[1].split()[0])
             r["read_err"] = line.split("(last: ")[1].split(")")[0]
     r["decode_log"] = logs["decode"]
+    r["elapsed"] = elapsed
+    r["pages_moved"] = after["pages_moved"] - before["pages_moved"]
+    r["bytes_copied"] = after["bytes_copied"] - before["bytes_copied"]
     r["pool_before"] = before["aperture_pages"]
     r["pool_after"] = after["aperture_pages"]
     r["failed"] = failed
@@ -622,16 +655,26 @@ def run_guests(d, event, at, depth, quiet, guests):
           tuple("killed" if stages[n].gone else
                 "still running (stopped with its QEMU)" if codes[n] is None
                 else codes[n] for n in ("read", "decode", "play")))
+    ulog = [x for x in logs["decode"] if "io_uring:" in x]
+    print("  decode sends:        %s%s" %
+          ("io_uring, lazy entries of its vCPU's submission ring"
+           if uring else "one KVMQ_HC_SEND hypercall each",
+           " (%s)" % ulog[-1].split("io_uring: ", 1)[1] if ulog else ""))
+    r["per_msg"] = {}
     for n in ("read", "decode", "play"):
         s = stats[n]
         msgs = s["sent"] + s["received"]
         e = exits[n]
+        if e is not None and msgs:
+            r["per_msg"][n] = (e[0] / msgs, e[1] / msgs)
         print("  %-7s sent %4d msgs %9d B, received %4d msgs %9d B, "
-              "interrupts %4d, VM exits while it ran %s%s" %
+              "interrupts %4d" %
               (n, s["sent"], s["sent-bytes"], s["received"],
-               s["received-bytes"], s["notified"] + s["room-notified"],
-               e if e is not None else "n/a",
-               " (%.1f per message)" % (e / msgs) if e and msgs else ""))
+               s["received-bytes"], s["notified"] + s["room-notified"]))
+        print("          while it ran: VM exits %s, hypercalls %s%s" %
+              ("n/a" if e is None else e[0], "n/a" if e is None else e[1],
+               " (per message: %.1f exits, %.2f hypercalls)" %
+               r["per_msg"][n] if n in r["per_msg"] else ""))
     print("  pages moved without copying: %d (%d MiB)" %
           (after["pages_moved"] - before["pages_moved"],
            (after["pages_moved"] - before["pages_moved"]) * 4096 // 2**20))
@@ -651,9 +694,48 @@ def run_guests(d, event, at, depth, quiet, guests):
     return r
 
 
-def run(d, quiet=False, event=None, at=2, depth=None):
+# compare: the same stream three ways, one after the other in one test host.
+COMPARE = (
+    ("blocks", "uring", "blocks moved, decode through io_uring"),
+    ("blocks", "ioctl", "blocks moved, decode a hypercall per send"),
+    ("bytes", "uring", "2 KiB messages copied, decode through io_uring"),
+)
+
+
+def compare(d):
+    """Run the pipeline each way of COMPARE; print them side by side."""
+    rows = []
+    for kind, send, what in COMPARE:
+        print("compare: %s" % what, flush=True)
+        r = pipeline(d, quiet=True, decode_send=send, read_kind=kind)
+        rows.append((what, r))
+    print("")
+    print("compare (test-host figures: nested KVM under TCG; compare the "
+          "rows, not the machines)")
+    print("  %-46s %6s %7s %9s %10s  %s" %
+          ("run", "s", "MiB/s", "moved MiB", "copied MiB",
+           "VM exits / hypercalls per message: read, decode, play"))
+    for what, r in rows:
+        if "elapsed" not in r:
+            print("  %-46s did not run to its end" % what)
+            continue
+        pm = r.get("per_msg", {})
+        print("  %-46s %6.1f %7.2f %9.1f %10.1f  %s%s" %
+              (what, r["elapsed"], r["size"] / 2**20 / max(r["elapsed"],
+                                                            1e-3),
+               r["pages_moved"] * 4096 / 2**20, r["bytes_copied"] / 2**20,
+               ", ".join("%.1f / %.2f" % pm[n] if n in pm else "n/a"
+                         for n in ("read", "decode", "play")),
+               "" if r["ok"] else "  FAIL"))
+    ok = all(r["ok"] for _, r in rows)
+    print("compare: %s" % ("PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+def run(d, quiet=False, event=None, at=2, depth=None, decode_send="uring"):
     """Run the pipeline; 0 if it passed, else 1."""
-    return 0 if pipeline(d, event, at, depth, quiet)["ok"] else 1
+    return 0 if pipeline(d, event, at, depth, quiet,
+                         decode_send)["ok"] else 1
 
 
 def main():
@@ -669,11 +751,20 @@ def main():
     p.add_argument("--event", choices=EVENTS)
     p.add_argument("--at", type=int, default=2, metavar="MIB")
     p.add_argument("--depth", type=int, metavar="N")
+    p.add_argument("--decode-send", choices=("uring", "ioctl"),
+                   default="uring")
+    p.add_argument("--read-kind", choices=("blocks", "bytes"),
+                   default="blocks")
+    p = sub.add_parser("compare")
+    p.add_argument("dir")
     a = ap.parse_args()
     if a.cmd == "prepare":
         prepare(a.dir, a.mib)
         return 0
-    return run(a.dir, event=a.event, at=a.at, depth=a.depth)
+    if a.cmd == "compare":
+        return compare(a.dir)
+    return 0 if pipeline(a.dir, a.event, a.at, a.depth, False,
+                         a.decode_send, a.read_kind)["ok"] else 1
 
 
 if __name__ == "__main__":

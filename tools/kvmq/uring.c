@@ -64,7 +64,8 @@ int kvmq_usender_init(struct kvmq_usender *u, struct kvmq *q, uint32_t dest,
 	return ret;
 }
 
-static int kvmq_usender_submit(struct kvmq_usender *u, uint32_t i)
+static int kvmq_usender_submit(struct kvmq_usender *u, uint32_t i,
+			       uint32_t flags)
 {
 	struct kvmq_usend *e = kvmq_uslot(u, i);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
@@ -79,7 +80,7 @@ static int kvmq_usender_submit(struct kvmq_usender *u, uint32_t i)
 	memset(c, 0, sizeof(*c));
 	c->arg = (uintptr_t)&e->s;
 	io_uring_sqe_set_data64(sqe, i);
-	e->s.flags = KVMQG_F_LINK;
+	e->s.flags = KVMQG_F_LINK | flags;
 	e->state = KVMQ_USEND_FLYING;
 	ret = io_uring_submit(&u->ring);
 	if (ret < 0)
@@ -148,7 +149,9 @@ static int kvmq_usender_resend(struct kvmq_usender *u)
 	e->state = KVMQ_USEND_FREE;
 	u->head++;
 	for (i = u->head; i != u->tail; i++) {
-		ret = kvmq_usender_submit(u, i);
+		/* The chain behind the refused one is broken: a new one. */
+		ret = kvmq_usender_submit(u, i, i == u->head ?
+					  KVMQG_F_CHAIN_START : 0);
 		if (ret)
 			return ret;
 		u->cancelled++;
@@ -213,7 +216,7 @@ int kvmq_usender_send(struct kvmq_usender *u, uint32_t kind, uint64_t offset,
 		e->s.nr = nr;
 		e->s.data = (uintptr_t)e->offsets;
 	}
-	ret = kvmq_usender_submit(u, u->tail++);
+	ret = kvmq_usender_submit(u, u->tail++, 0);
 	if (ret)
 		return ret;
 

@@ -42,10 +42,13 @@
 /* SEND and RECV: fail with EAGAIN (or ENOBUFS) instead of waiting. */
 #define KVMQG_F_NONBLOCK	(1U << 0)
 /*
- * SEND through io_uring only (struct kvmqg_uring): the file's next send
- * through io_uring on the same CPU runs only if this one succeeds.
+ * SEND through io_uring only (struct kvmqg_uring).  KVMQG_F_LINK: the
+ * file's next send through io_uring on the same CPU runs only if this one
+ * succeeds.  KVMQG_F_CHAIN_START: this send runs whatever became of the
+ * file's sends before it.
  */
 #define KVMQG_F_LINK		(1U << 1)
+#define KVMQG_F_CHAIN_START	(1U << 2)
 
 /**
  * struct kvmqg_info - ioctl(KVMQG_INFO)
@@ -263,11 +266,12 @@ struct kvmqg_qlen {
  *
  * KVMQG_F_LINK keeps a stream in order across refusals: the file's next
  * send on the same CPU runs only if this one succeeds, else it completes
- * with -ECANCELED, and so on along the sends that carry the flag.  Once
- * every send of a broken chain has completed, the file's next send starts
- * a new chain: a stream resends from the refused one.  A send of another
- * file on that CPU in between also ends the chain, as does closing the
- * file.
+ * with -ECANCELED, and so on along the sends that carry the flag, however
+ * late they were submitted.  A send with KVMQG_F_CHAIN_START starts a new
+ * chain: a stream resends the refused one and those cancelled behind it,
+ * the first of them with that flag, once all of them completed.  A send
+ * of another file on that CPU in between also ends the chain, as does
+ * closing the file.
  *
  * KVMQG_RECV is the ioctl: it completes at once when a message is there,
  * else it waits in an io_uring worker, unless KVMQG_F_NONBLOCK is set.

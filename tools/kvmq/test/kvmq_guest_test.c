@@ -115,7 +115,7 @@ static void test_uring(int fd)
 	check(uring_one(&ring, NULL) == -EOPNOTSUPP, "io_uring: command flags");
 	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 1);
 	check(uring_one(&ring, NULL) == -EINVAL, "io_uring: command reserved");
-	s[0].flags = 4;
+	s[0].flags = 8;
 	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 0);
 	check(uring_one(&ring, NULL) == -EOPNOTSUPP,
 	      "io_uring: send: unknown flag");

@@ -599,7 +599,9 @@ def test_errors(env):
         "errors: query-kvmq without a device is empty")
 
 
-def main():
+def main(tests=None):
+    """Run `tests` (by default this program's), print TAP; the exit
+    status: 0 passed, 1 failed, 4 skipped."""
     for v in ("KVMQ_QEMU", "KVMQ_GUEST_KERNEL"):
         if not os.environ.get(v):
             print("1..0 # SKIP %s not set (scripts/run-tests.sh sets it)" %
@@ -615,9 +617,11 @@ def main():
         print("1..0 # SKIP needs /dev/kvm and kvmq loaded")
         return 4
     env = Env()
-    tests = [test_errors, test_transfer, test_program_killed, test_revoke,
-             test_qemu_killed, test_reset, test_pipeline, test_guest_ioctls,
-             test_guest_ioctls_no_rings, test_no_device]
+    # The driver's own checks, in a guest with rings and in one without,
+    # are kvmq_qemu_guest_test.py's: each program keeps within its timeout.
+    tests = tests or [test_errors, test_transfer, test_program_killed,
+                      test_revoke, test_qemu_killed, test_reset,
+                      test_pipeline, test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
