@@ -294,7 +294,7 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
         raise ValueError("unknown event %r" % event)
     if depth is None:
         depth = 1 if event else 8
-    uring = "--uring" if decode_send == "uring" else ""
+    uring = "--uring" if decode_send == "uring" and not event else ""
     at_msgs = max(1, at * 2**20 // BLOCK)
     wav = os.path.join(d, "audio.wav")
     with open(os.path.join(d, "audio.ref")) as f:
@@ -330,10 +330,12 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
                        check=True, stdout=subprocess.DEVNULL)
         return out
 
+    # With an event, the depth of the queues alone bounds what is in
+    # flight: no receive rings, which would take 16 more messages each.
     def guest(name, ident, rd, group):
         return kvmq_host.Guest(qemu, kernel, rd, name, ident, group,
                                "sh /root/run.sh", work, aperture="64M",
-                               depth=depth)
+                               depth=depth, rings=not event)
 
     play_text = WAIT_PEER.replace("@PEER@", "decode") + PLAY_BLOCKS + \
         (PLAY_AT.replace("@AT@", str(at_msgs)) if event else "st=0\n") + \

@@ -22,6 +22,8 @@
 #include <linux/kvmq_guest.h>
 
 static int tests, failures;
+/* Whether the device has rings: argv[2] "norings" says it has not. */
+static int rings = 1;
 
 static void check(int ok, const char *fmt, ...)
 {
@@ -122,13 +124,24 @@ static void test_uring(int fd)
 	s[0].flags = KVMQG_F_LINK;
 	s[0].dest = 999;
 	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 0);
-	check(uring_one(&ring, NULL) == -ENOENT, "io_uring: send: no such VM");
+	check(uring_one(&ring, NULL) == -ENOENT,
+	      "io_uring: send: no such VM, linked");
+	/* Linked to a send that failed: cancelled, until a new chain. */
+	s[0].dest = info.identity;
+	prep_cmd(&ring, fd, KVMQG_SEND, &s[0], 1, 0, 0);
+	ret = uring_one(&ring, NULL);
+	check(ret == (rings ? -ECANCELED : 0),
+	      "io_uring: a send linked to a failed one: %d", ret);
+	if (!ret)
+		io(fd, KVMQG_RECV, &(struct kvmqg_recv){
+			.size = sizeof(struct kvmqg_recv), .queue = 1,
+			.data = (uintptr_t)got, .data_len = sizeof(got) });
 
 	/* A burst of linked sends, one submission: all arrive, in order. */
 	for (i = 0; i < BURST; i++) {
 		memset(&s[i], 0, sizeof(s[i]));
 		s[i].size = sizeof(s[i]);
-		s[i].flags = KVMQG_F_LINK;
+		s[i].flags = KVMQG_F_LINK | (i ? 0 : KVMQG_F_CHAIN_START);
 		s[i].dest = info.identity;
 		s[i].queue = 1;
 		s[i].kind = KVMQ_MSG_BYTES;
@@ -227,6 +240,7 @@ int main(int argc, char *argv[])
 	void *map;
 	int fd, ret;
 
+	rings = !(argc > 2 && !strcmp(argv[2], "norings"));
 	fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		printf("Bail out! %s: %s\n", dev, strerror(errno));

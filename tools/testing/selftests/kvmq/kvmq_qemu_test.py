@@ -477,7 +477,9 @@ def test_guest_ioctls(env, rings=True):
     group = kvmq_host.create_group()
     try:
         g = env.guest("ioctl", 4, group,
-                      "dmesg | grep /dev/kvmq0:\n/root/kvmq_guest_test\n",
+                      "dmesg | grep /dev/kvmq0:\n"
+                      "/root/kvmq_guest_test /dev/kvmq0 %s\n" %
+                      ("rings" if rings else "norings"),
                       {"/root/kvmq_guest_test": prog}, rings=rings)
     finally:
         os.close(group)
