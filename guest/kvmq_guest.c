@@ -978,6 +978,20 @@ static long kvmqg_send(struct kvmqg_file *f, u32 dest, u32 queue,
 	return ret;
 }
 
+/* Copy in and check a struct kvmqg_send whose flags may be @flags_ok. */
+static int kvmqg_get_send(struct kvmqg_send *s, const void __user *uarg,
+			  u32 flags_ok)
+{
+	int ret;
+
+	ret = kvmqg_get_arg(s, sizeof(*s), uarg, flags_ok);
+	if (ret)
+		return ret;
+	if (s->__reserved)
+		return -EINVAL;
+	return kvmqg_check_msg(s->kind, s->nr, s->len);
+}
+
 /* Build the message of the send @s, checked, into @msg and @pg. */
 static int kvmqg_send_prepare(struct kvmqg_dev *dev, const struct kvmqg_send *s,
 			      struct kvmq_msg *msg, struct kvmqg_pages *pg)
@@ -1002,12 +1016,7 @@ static long kvmqg_ioctl_send(struct kvmqg_file *f, struct file *file,
 	bool nonblock;
 	long ret;
 
-	ret = kvmqg_get_arg(&s, sizeof(s), uarg, KVMQG_F_NONBLOCK);
-	if (ret)
-		return ret;
-	if (s.__reserved)
-		return -EINVAL;
-	ret = kvmqg_check_msg(s.kind, s.nr, s.len);
+	ret = kvmqg_get_send(&s, uarg, KVMQG_F_NONBLOCK);
 	if (ret)
 		return ret;
 	nonblock = (s.flags & KVMQG_F_NONBLOCK) || (file->f_flags & O_NONBLOCK);
@@ -1456,13 +1465,8 @@ static int kvmqg_uring_send(struct kvmqg_file *f, struct io_uring_cmd *ioucmd,
 	LIST_HEAD(done);
 	int ret;
 
-	ret = kvmqg_get_arg(&s, sizeof(s), uarg, KVMQG_F_NONBLOCK |
-			    KVMQG_F_LINK | KVMQG_F_CHAIN_START);
-	if (ret)
-		return ret;
-	if (s.__reserved)
-		return -EINVAL;
-	ret = kvmqg_check_msg(s.kind, s.nr, s.len);
+	ret = kvmqg_get_send(&s, uarg, KVMQG_F_NONBLOCK | KVMQG_F_LINK |
+			     KVMQG_F_CHAIN_START);
 	if (ret)
 		return ret;
 
