@@ -4,6 +4,7 @@
  * for everything that is not a kvmq hypercall of an attached VM.
  */
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 #include <linux/kvm_para.h>
 
@@ -56,6 +57,92 @@ static void guest_kvm_hypercalls(void)
 	GUEST_ASSERT_EQ(hc(KVM_HC_VAPIC_POLL_IRQ), 0);
 	GUEST_ASSERT_EQ(kvm_hypercall(KVM_HC_SCHED_YIELD, 0, 0, 0, 0), 0);
 	GUEST_ASSERT_EQ(hc(12345), -KVM_ENOSYS);
+	GUEST_DONE();
+}
+
+/*
+ * Bits 63:32 that 64-bit code left in the registers before switching to
+ * compatibility mode: KVM and kvmq ignore them there.
+ */
+#define JUNK		0xdead5a5a00000000ULL
+#define JUNKED(x)	(JUNK | (uint32_t)(x))
+
+/* From compatibility mode, a3 junk too; the result sign-extended. */
+static int64_t hc32(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	return kvmq_hypercall_compat(nr, a0, a1, a2, JUNK);
+}
+
+/*
+ * Guest of an attached VM with identity @id (positive as a signed 32-bit
+ * value), queue 0 granted to itself, a struct kvmq_msg below 4 GiB: each
+ * hypercall issued from compatibility mode with junk in bits 63:32 of the
+ * number and the arguments behaves as the truncated call, and the same
+ * values in 64-bit mode are refused.
+ */
+static void guest_compat(uint64_t id, uint64_t msg_gva, uint64_t msg_gpa)
+{
+	static const char text[] = "from compatibility mode";
+	struct kvmq_msg *m = (void *)msg_gva;
+
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_VERSION), JUNK, JUNK, JUNK),
+			KVMQ_ABI_VERSION);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_FEATURES), JUNK, JUNK, JUNK),
+			KVMQ_FEATURES_ALL);
+	/* Bit 32 of the number: a kvmq number only in 32-bit mode. */
+	GUEST_ASSERT_EQ(hc32(KVMQ_HC_SELF_ID | (1ULL << 32), 0, 0, 0), id);
+	GUEST_ASSERT_EQ(hc(KVMQ_HC_SELF_ID | (1ULL << 32)), -KVM_ENOSYS);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_SELF_ID), JUNK, JUNK, JUNK), id);
+
+	/* a0 junk: queue 0 in 32-bit mode, too large in 64-bit mode. */
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_QLEN), JUNKED(0), JUNK, JUNK), 0);
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_QLEN, JUNKED(0), 0, 0), -ENOENT);
+
+	memset(m, 0, sizeof(*m));
+	m->kind = KVMQ_MSG_BYTES;
+	m->len = sizeof(text);
+	memcpy(m->data, text, sizeof(text));
+	/* In 64-bit mode: no such VM, no such queue, no message there. */
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_SEND, JUNKED(id), 0, msg_gpa), -ENOENT);
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_SEND, id, JUNKED(0), msg_gpa), -ENOENT);
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_SEND, id, 0, (1ULL << 32) | msg_gpa),
+			-EFAULT);
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_QLEN, 0, 0, 0), 0);
+	/* In 32-bit mode a0 to a2 are 32-bit: the message is the one below. */
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_SEND), JUNKED(id), JUNKED(0),
+			     JUNKED(msg_gpa)), 0);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_QLEN), JUNKED(0), JUNK, JUNK), 1);
+	GUEST_ASSERT_EQ(kvmq_hc(KVMQ_HC_QLEN, 0, 0, 0), 1);
+
+	/* The same struct kvmq_msg layout in either mode. */
+	memset(m, 0xff, sizeof(*m));
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_RECV), JUNKED(0), JUNKED(msg_gpa),
+			     JUNK), 0);
+	GUEST_ASSERT_EQ(m->kind, KVMQ_MSG_BYTES);
+	GUEST_ASSERT_EQ(m->flags, 0);
+	GUEST_ASSERT_EQ(m->sender, id);
+	GUEST_ASSERT_EQ(m->nr, 0);
+	GUEST_ASSERT_EQ(m->len, sizeof(text));
+	GUEST_ASSERT_EQ(m->gpa, 0);
+	GUEST_ASSERT(!memcmp(m->data, text, sizeof(text)));
+	GUEST_ASSERT_EQ(m->data[sizeof(text)], 0);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_RECV), JUNKED(0), JUNKED(msg_gpa),
+			     JUNK), -EAGAIN);
+
+	/*
+	 * Errors are 32-bit values, 0xfffff001 to 0xffffffff, zero-extended
+	 * in RAX: negative once sign-extended.
+	 */
+	GUEST_ASSERT_EQ(__kvmq_hypercall_compat(JUNKED(KVMQ_HC_QLEN), JUNKED(7),
+						JUNK, JUNK, JUNK),
+			(uint32_t)-ENOENT);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_QLEN), JUNKED(7), JUNK, JUNK),
+			-ENOENT);
+	GUEST_ASSERT_EQ(__kvmq_hypercall_compat(JUNKED(KVMQ_HC_BASE +
+						       KVMQ_HC_COUNT - 1),
+						0, 0, 0, 0),
+			(uint32_t)-KVM_ENOSYS);
+	GUEST_ASSERT_EQ(hc32(JUNKED(KVMQ_HC_BASE - 1), 0, 0, 0), -KVM_ENOSYS);
 	GUEST_DONE();
 }
 
@@ -165,6 +252,27 @@ TEST_F(hc, kvm_hypercalls_unattached)
 {
 	vcpu_arch_set_entry_point(self->vcpu, guest_kvm_hypercalls);
 	kvmq_run_to_done(self->vcpu);
+}
+
+/*
+ * 64-bit code switched to compatibility mode: kvmq truncates the number and
+ * the arguments, KVM the result.
+ */
+TEST_F(hc, compat_mode)
+{
+	int vmq = kvmq_attach(self->dev, self->vm);
+	uint64_t msg_gva = vm_vaddr_alloc_page(self->vm);
+	uint64_t msg_gpa = addr_gva2gpa(self->vm, msg_gva);
+
+	ASSERT_GT(1ULL << 32, msg_gpa);
+	kvmq_set_identity(vmq, self->group, KVMQ_ID_MAX);
+	kvmq_set_queues(vmq, 1, 1, 4);
+	kvmq_grant(vmq, 0, KVMQ_ID_MAX);
+	kvmq_compat_init(self->vm);
+	vcpu_arch_set_entry_point(self->vcpu, guest_compat);
+	vcpu_args_set(self->vcpu, 3, KVMQ_ID_MAX, msg_gva, msg_gpa);
+	kvmq_run_to_done(self->vcpu);
+	close(vmq);
 }
 
 /*

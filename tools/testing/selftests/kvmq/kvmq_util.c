@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <linux/stringify.h>
 #include <sys/mman.h>
 
 #include "processor.h"
@@ -334,4 +335,92 @@ void kvmq_run_to_done(struct kvm_vcpu *vcpu)
 	uint64_t cmd = kvmq_run(vcpu, &uc);
 
 	TEST_ASSERT(cmd == UCALL_DONE, "unexpected ucall %lu", cmd);
+}
+
+/*
+ * The flat 32-bit code segment: base 0, limit 0xfffff in 4 KiB units (G),
+ * 32-bit (D), not 64-bit (L), present, DPL 0, execute/read, accessed.
+ */
+#define KVMQ_CS32_DESC		0x00cf9b000000ffffULL
+#define KVMQ_TEST_CS64		0x8	/* the selftest library's KERNEL_CS */
+
+/*
+ * The far pointers (m16:32) are absolute 32-bit addresses: the selftests
+ * are linked without PIE, low in the address space.  RAX, RBX, RCX, RDX
+ * and RSI keep all their 64 bits from their loads to the hypercall; the
+ * vendor's instruction is chosen before the switch.  Interrupts are off
+ * (IF=0) and nothing uses the stack in compatibility mode.
+ */
+extern char kvmq_compat_vmcall[], kvmq_compat_vmmcall[], kvmq_compat_back[];
+asm(".pushsection .text\n"
+	".global __kvmq_hypercall_compat\n"
+	".type __kvmq_hypercall_compat, @function\n"
+	"__kvmq_hypercall_compat:\n"
+	"	push %rbx\n"
+	"	mov %rdi, %rax\n"			/* nr */
+	"	mov %rsi, %rbx\n"			/* a0 */
+	"	xchg %rdx, %rcx\n"			/* a1, a2 */
+	"	mov %r8, %rsi\n"			/* a3 */
+	"	cmpb $0, host_cpu_is_amd(%rip)\n"
+	"	jne 1f\n"
+	"	ljmpl *kvmq_compat_vmcall_ptr(%rip)\n"
+	"1:	ljmpl *kvmq_compat_vmmcall_ptr(%rip)\n"
+	".code32\n"
+	"kvmq_compat_vmcall:\n"
+	"	vmcall\n"
+	"	ljmpl *kvmq_compat_back_ptr\n"
+	"kvmq_compat_vmmcall:\n"
+	"	vmmcall\n"
+	"	ljmpl *kvmq_compat_back_ptr\n"
+	".code64\n"
+	"kvmq_compat_back:\n"
+	"	pop %rbx\n"
+	"	ret\n"
+	".size __kvmq_hypercall_compat, . - __kvmq_hypercall_compat\n"
+	".popsection\n"
+	".pushsection .data\n"
+	".balign 8\n"
+	"kvmq_compat_vmcall_ptr:\n"
+	"	.long kvmq_compat_vmcall\n"
+	"	.word " __stringify(KVMQ_TEST_CS32) "\n"
+	".balign 8\n"
+	"kvmq_compat_vmmcall_ptr:\n"
+	"	.long kvmq_compat_vmmcall\n"
+	"	.word " __stringify(KVMQ_TEST_CS32) "\n"
+	".balign 8\n"
+	"kvmq_compat_back_ptr:\n"
+	"	.long kvmq_compat_back\n"
+	"	.word " __stringify(KVMQ_TEST_CS64) "\n"
+	".popsection\n");
+
+void kvmq_compat_init(struct kvm_vm *vm)
+{
+	uint64_t *gdt = addr_gva2hva(vm, vm->arch.gdt);
+	uint64_t *desc = &gdt[KVMQ_TEST_CS32 >> 3];
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_vcpu *vcpu;
+
+	TEST_ASSERT((uintptr_t)kvmq_compat_back < (1ULL << 32) &&
+		    (uintptr_t)kvmq_compat_vmcall < (1ULL << 32) &&
+		    (uintptr_t)kvmq_compat_vmmcall < (1ULL << 32),
+		    "32-bit code above 4 GiB");
+	TEST_ASSERT(!*desc || *desc == KVMQ_CS32_DESC,
+		    "GDT entry 0x%x in use: 0x%lx", KVMQ_TEST_CS32, *desc);
+	*desc = KVMQ_CS32_DESC;
+
+	list_for_each_entry(vcpu, &vm->vcpus, list) {
+		vcpu_sregs_get(vcpu, &sregs);
+		TEST_ASSERT(sregs.gdt.base == vm->arch.gdt &&
+			    sregs.gdt.limit >= KVMQ_TEST_CS32 + 7,
+			    "vCPU %u: GDT at 0x%llx, limit 0x%x", vcpu->id,
+			    sregs.gdt.base, sregs.gdt.limit);
+		TEST_ASSERT(sregs.cs.selector == KVMQ_TEST_CS64,
+			    "vCPU %u: CS 0x%x", vcpu->id,
+			    sregs.cs.selector);
+		vcpu_regs_get(vcpu, &regs);
+		TEST_ASSERT(regs.rsp < (1ULL << 32),
+			    "vCPU %u: stack at 0x%llx, above 4 GiB", vcpu->id,
+			    regs.rsp);
+	}
 }

@@ -153,4 +153,34 @@ static inline int64_t kvmq_hc(uint64_t nr, uint64_t a0, uint64_t a1,
 	return kvm_hypercall(nr, a0, a1, a2, 0);
 }
 
+/*
+ * Hypercalls from compatibility mode (32-bit code under the guest's 64-bit
+ * page tables).  kvmq_compat_init() writes a flat 32-bit code descriptor
+ * (base 0, limit 4 GiB, D=1, L=0, DPL 0) at KVMQ_TEST_CS32 in @vm's GDT,
+ * after the selftest library's KERNEL_CS (0x8), KERNEL_DS (0x10) and
+ * 16-byte TSS descriptor (0x18); it asserts that the helper below and the
+ * stacks of @vm's vCPUs lie below 4 GiB.  Call it once the vCPUs exist.
+ */
+#define KVMQ_TEST_CS32		0x28
+
+void kvmq_compat_init(struct kvm_vm *vm);
+
+/*
+ * Guest side: load RAX, RBX, RCX, RDX and RSI with @nr and @a0 to @a3, all
+ * 64 bits of them, far-jump to compatibility mode, issue VMCALL or VMMCALL
+ * there, and far-jump back.  Bits 63:32 reach KVM untouched, which must
+ * ignore them.  Returns RAX as the hypercall left it: the 32-bit result,
+ * zero-extended by KVM.
+ */
+uint64_t __kvmq_hypercall_compat(uint64_t nr, uint64_t a0, uint64_t a1,
+				 uint64_t a2, uint64_t a3);
+
+/* The same, the 32-bit result sign-extended: errors are negative. */
+static inline int64_t kvmq_hypercall_compat(uint64_t nr, uint64_t a0,
+					    uint64_t a1, uint64_t a2,
+					    uint64_t a3)
+{
+	return (int32_t)__kvmq_hypercall_compat(nr, a0, a1, a2, a3);
+}
+
 #endif /* SELFTEST_KVMQ_UTIL_H */
