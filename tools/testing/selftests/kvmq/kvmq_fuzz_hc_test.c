@@ -5,13 +5,16 @@
  * with numbers in and around kvmq's range and random arguments, random
  * message headers and address lists (in the aperture and outside it), and
  * the VM with rings writes random entries and indexes into its rings.
+ * In variant "mixed" vCPU 1 of each VM issues its hypercalls from
+ * compatibility mode (32-bit code), half of them with junk in bits 63:32
+ * of the number and the arguments, which must not matter.
  * Nothing may crash or warn; afterwards every VM holds no more than its
  * quota and memory limit allow, the pool of pages is exactly what the VMs
  * hold and have queued, and empty once they are gone.
  *
  * KVMQ_FUZZ_SEED sets the seed (printed; each vCPU's sequence follows from
  * it, their interleaving does not), KVMQ_FUZZ_HYPERCALLS the number of
- * hypercalls of all vCPUs together (default 120000).
+ * hypercalls of all vCPUs together per variant (default 120000).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -51,12 +54,14 @@ static uint64_t below(uint64_t *s, uint64_t n)
 	return rnd(s) % n;
 }
 
-/* Per vCPU: hypercalls issued, and how they ended. */
+/* Per vCPU: hypercalls issued (compat: from 32-bit code), how they ended. */
 struct fz_count {
-	uint64_t calls, ok, enosys, err;
+	uint64_t calls, compat, ok, enosys, err;
 };
 
 static struct fz_count cnt[NR_VCPUS];
+/* The vCPUs that issue their hypercalls from compatibility mode. */
+static uint32_t compat_mask;
 /* The ring layout of the ring VM, copied into its guest. */
 static struct kvmq_vm_rings lay;
 
@@ -199,7 +204,8 @@ static void guest_fuzz(uint64_t seed, uint64_t iters, uint64_t buf_gva,
 {
 	struct kvmq_msg *m = (void *)buf_gva;
 	struct fz_count *c = &cnt[v];
-	uint64_t s = seed, nr, a0, a1, a2;
+	bool compat = compat_mask & (1U << v);
+	uint64_t s = seed, nr, a0, a1, a2, a3;
 	int64_t ret;
 
 	while (c->calls < iters) {
@@ -250,7 +256,21 @@ static void guest_fuzz(uint64_t seed, uint64_t iters, uint64_t buf_gva,
 			default: a2 = g_any(&s); break;
 			}
 		}
-		ret = kvm_hypercall(nr, a0, a1, a2, g_any(&s));
+		a3 = g_any(&s);
+		if (!compat) {
+			ret = kvm_hypercall(nr, a0, a1, a2, a3);
+		} else {
+			/* Bits 63:32 are ignored: junk in them, often. */
+			if (below(&s, 2)) {
+				nr |= rnd(&s) << 32;
+				a0 |= rnd(&s) << 32;
+				a1 |= rnd(&s) << 32;
+				a2 |= rnd(&s) << 32;
+				a3 |= rnd(&s) << 32;
+			}
+			ret = kvmq_hypercall_compat(nr, a0, a1, a2, a3);
+			c->compat++;
+		}
 		c->calls++;
 		if (ret >= 0)
 			c->ok++;
@@ -366,6 +386,19 @@ FIXTURE(fh) {
 	struct fz_vm vms[NR_VMS];
 };
 
+/* Bit n: vCPU n of each VM issues its hypercalls in compatibility mode. */
+FIXTURE_VARIANT(fh) {
+	uint32_t compat_mask;
+};
+
+FIXTURE_VARIANT_ADD(fh, all_64bit) {
+	.compat_mask = 0,
+};
+
+FIXTURE_VARIANT_ADD(fh, mixed) {
+	.compat_mask = 1U << 1,
+};
+
 FIXTURE_SETUP(fh)
 {
 	int i;
@@ -373,8 +406,12 @@ FIXTURE_SETUP(fh)
 	ASSERT_EQ(0, kvmq_pool_pages());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
-	for (i = 0; i < NR_VMS; i++)
+	compat_mask = variant->compat_mask;
+	for (i = 0; i < NR_VMS; i++) {
 		fz_vm_create(&self->vms[i], self->dev, self->group, i + 1);
+		kvmq_compat_init(self->vms[i].vm);
+		sync_global_to_guest(self->vms[i].vm, compat_mask);
+	}
 	fz_vm_rings(&self->vms[RING_VM]);
 }
 
@@ -394,7 +431,7 @@ FIXTURE_TEARDOWN(fh)
 	EXPECT_EQ(0, kvmq_pool_pages());
 }
 
-TEST_F_TIMEOUT(fh, guests_64bit, 3600)
+TEST_F_TIMEOUT(fh, guests, 3600)
 {
 	const char *e = getenv("KVMQ_FUZZ_HYPERCALLS");
 	uint64_t total = e && *e ? strtoull(e, NULL, 0) : 120000;
@@ -449,6 +486,7 @@ TEST_F_TIMEOUT(fh, guests_64bit, 3600)
 		for (j = 0; j < NR_VCPUS; j++) {
 			c = addr_gva2hva(v->vm, (vm_vaddr_t)&cnt[j]);
 			all.calls += c->calls;
+			all.compat += c->compat;
 			all.ok += c->ok;
 			all.enosys += c->enosys;
 			all.err += c->err;
@@ -460,10 +498,12 @@ TEST_F_TIMEOUT(fh, guests_64bit, 3600)
 		       st.lazy_batches, ap.held >> 10, ap.queued >> 10);
 	}
 	EXPECT_EQ(sum, kvmq_pool_pages() * PG);
-	printf("# %lu hypercalls: %lu succeeded, %lu -KVM_ENOSYS, %lu other errors; %lu touches refused by the quota; %ld s\n",
-	       all.calls, all.ok, all.enosys, all.err, refused,
-	       (long)(time(NULL) - start));
+	printf("# %lu hypercalls (%lu in 64-bit mode, %lu in 32-bit mode): %lu succeeded, %lu -KVM_ENOSYS, %lu other errors; %lu touches refused by the quota; %ld s\n",
+	       all.calls, all.calls - all.compat, all.compat, all.ok,
+	       all.enosys, all.err, refused, (long)(time(NULL) - start));
 	EXPECT_EQ(per * NR_VMS * NR_VCPUS, all.calls);
+	EXPECT_EQ(per * NR_VMS * __builtin_popcount(variant->compat_mask),
+		  all.compat);
 }
 
 KVMQ_TEST_HARNESS_MAIN
