@@ -12,7 +12,9 @@
 # selftest guests, polled and over rings) or kvmq_bench (`make bench`),
 # from tools/testing/selftests/kvmq/.
 # Environment: KVMQ_PIPE_MIB (size of the WAV, default 32), KVMQ_PIPE_EVENT
-# (reboot-decode, kill-play or revoke: kvmq_pipeline.py run --event).
+# (reboot-decode, kill-play or revoke: kvmq_pipeline.py run --event),
+# KVMQ_PIPE_ARGS (more arguments of kvmq_pipeline.py run or compare, e.g.
+# "--trace", "--transport relay").
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 top=$(dirname "$here")
@@ -40,6 +42,8 @@ if [ "$prog" = pipeline ] || [ "$prog" = compare ]; then
 		args=(run "$pipe")
 		if [ -n "${KVMQ_PIPE_EVENT:-}" ]; then args+=(--event "$KVMQ_PIPE_EVENT"); fi
 	fi
+	read -ra extra <<<"${KVMQ_PIPE_ARGS:-}"
+	args+=("${extra[@]}")
 	prog=$top/tools/kvmq/kvmq_pipeline.py
 else
 	# The benchmark writes its JSON into the result dir, shared with the host.

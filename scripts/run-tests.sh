@@ -20,12 +20,17 @@ top=$(dirname "$here")
 KVMQ_QEMU=${KVMQ_QEMU:-$("$here/qemu.sh" --print)}
 KVMQ_GUEST_KERNEL=${KVMQ_GUEST_KERNEL:-$IMGDIR/boot/vmlinuz-$KVER}
 KVMQ_TOP=$top
-# The pipeline's WAV and reference, made here where Python is fast.
+# The pipeline's WAVs and references, made here where Python is fast: 8 MiB,
+# and 16 MiB for the events, which need more blocks in flight (queues and
+# receive rings).
 KVMQ_PIPE_DIR=$KVMQ_CACHE/pipeline-8
-if [ ! -s "$KVMQ_PIPE_DIR/audio.ref" ] || [ ! -s "$KVMQ_PIPE_DIR/audio.blocks" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "$KVMQ_PIPE_DIR/audio.ref" ]; then
-	"$top/tools/kvmq/kvmq_pipeline.py" prepare "$KVMQ_PIPE_DIR" --mib 8
-fi
-export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP KVMQ_PIPE_DIR
+KVMQ_PIPE_EVENT_DIR=$KVMQ_CACHE/pipeline-16
+for d in "$KVMQ_PIPE_DIR":8 "$KVMQ_PIPE_EVENT_DIR":16; do
+	if [ ! -s "${d%:*}/audio.ref" ] || [ ! -s "${d%:*}/audio.blocks" ] || [ "$top/tools/kvmq/kvmq_pipeline.py" -nt "${d%:*}/audio.ref" ]; then
+		"$top/tools/kvmq/kvmq_pipeline.py" prepare "${d%:*}" --mib "${d##*:}"
+	fi
+done
+export KVMQ_QEMU KVMQ_GUEST_KERNEL KVMQ_TOP KVMQ_PIPE_DIR KVMQ_PIPE_EVENT_DIR
 
 results=${KVMQ_RESULTS:-$KVMQ_CACHE/results}
 ko=${KVMQ_MODULE:-$top/kvmq/kvmq.ko}

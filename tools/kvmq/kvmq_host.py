@@ -104,12 +104,15 @@ class Guest:
     The guest runs `cmd` (kvmq guest initramfs: kvmqg.run) and powers off;
     its console goes to `self.log`.  QEMU starts paused (-S) so that the
     VMM can post and grant before the guest runs; call start().
+    extra_args are more QEMU arguments, extra_fds the file descriptors
+    they name, which QEMU inherits.
     """
 
     def __init__(self, qemu, kernel, initrd, name, identity, group_fd,
                  cmd, workdir, queues=1, depth=64, aperture="64M",
                  quota=None, mem="256M", extra_append="",
-                 cpu="qemu64", reboot=False, rings=True):
+                 cpu="qemu64", reboot=False, rings=True, rx_entries=None,
+                 extra_args=(), extra_fds=()):
         self.name = name
         self.identity = identity
         self.sock = os.path.join(workdir, name + ".qmp")
@@ -123,6 +126,8 @@ class Guest:
                 dev += ",quota=%s" % quota
             if not rings:
                 dev += ",rings=off"
+            elif rx_entries:
+                dev += ",rx-entries=%d" % rx_entries
             devargs = ["-device", dev]
         # -no-reboot: a guest that reboots (or panics) ends; with reboot,
         # a reset (QMP system_reset, a guest reboot) boots it again.
@@ -137,11 +142,12 @@ class Guest:
             "-chardev", "file,id=con,path=" + self.log,
             "-serial", "chardev:con",
             "-kernel", kernel, "-initrd", initrd, "-append", append,
-        ] + rb + devargs + [
+        ] + rb + devargs + list(extra_args) + [
             "-qmp", "unix:%s,server=on,wait=off" % self.sock,
         ]
         open(self.log, "w").close()
-        fds = (group_fd,) if group_fd is not None else ()
+        fds = ((group_fd,) if group_fd is not None else ()) + \
+            tuple(extra_fds)
         self.proc = subprocess.Popen(self.argv, pass_fds=fds,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,

@@ -12,12 +12,14 @@
 
   kvmq_pipeline.py run DIR [--event EVENT] [--at MIB] [--depth N]
                            [--decode-send uring|ioctl] [--read-kind KIND]
-  kvmq_pipeline.py compare DIR
-      The pipeline three ways, one after the other: blocks moved with
+                           [--transport kvmq|relay] [--trace]
+  kvmq_pipeline.py compare DIR [--trace]
+      The pipeline four ways, one after the other: blocks moved with
       decode sending through io_uring, the same with a hypercall per send,
-      and the stream as 2 KiB inline messages, copied by kvmq at each hop.
-      Prints a table: seconds, MiB/s, MiB moved and copied, VM exits and
-      hypercalls per message of each stage.
+      the stream as 2 KiB inline messages, copied by kvmq at each hop, and
+      the relay baseline.  Prints a table: seconds until play had the
+      stream, MiB/s, MiB moved and copied, VM exits per MiB, and VM exits
+      and hypercalls per message of each stage.
       On a KVM host with kvmq loaded: create a group, start one QEMU per
       stage with the kvmq-pci device, tell each guest its peers (QMP
       kvmq-post), grant read -> decode and decode -> play only, and watch:
@@ -34,12 +36,19 @@
                        identity; read's refused sends are sent again
         kill-play      play's QEMU is killed (SIGKILL)
         revoke         play revokes decode's grant
-      N is the depth of each guest's queue: 8, or 1 with an event, so
-      that the stream is still in flight when the event comes.
+      N is the depth of each guest's queue: 8, or 1 with an event, and
+      the receive rings have 16 entries, or 1 with an event, so that the
+      stream (16 MiB or more) is still in flight when the event comes.
       decode sends through io_uring (kvmq forward --uring: lazy entries of
       its vCPU's submission ring, no exit of their own), or with one
       KVMQ_HC_SEND each (ioctl).  The report gives each stage's VM exits
       and hypercalls per message (KVM's counters, QMP query-stats).
+
+      --transport relay: the relay baseline, without kvmq: the stream
+      goes from guest to guest through the VMMs, over virtio-serial ports
+      whose QEMUs are joined by socket pairs (see RELAY_PORT below).
+      --trace: where each stage's vCPU thread spends the stream, from the
+      host's tracepoints (class Trace), and each QEMU's CPU time.
 
 Environment: KVMQ_QEMU (the patched QEMU), KVMQ_GUEST_KERNEL (the guests'
 kernel), KVMQ_TOP (the kvmq tree, for scripts/mkguest-initramfs.sh).
@@ -55,7 +64,9 @@ import argparse
 import hashlib
 import math
 import os
+import re
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -70,6 +81,8 @@ NUM, DEN = 3, 2
 BOOT = 300
 BLOCK = 2 << 20
 EVENTS = ("reboot-decode", "kill-play", "revoke")
+RING_DEFAULT = 16       # the device's rx-entries
+RING_EVENT = 1          # rx-entries with an event
 RETRY = 120             # read's --retry: how long decode may be away
 AWAY = 2                # seconds between decode's QEMU quitting and the new
 
@@ -168,10 +181,53 @@ until kvmq peers | grep -q "^resume "; do sleep 0.1; done
 PLAY_REST = """
 kvmq recv -o /tmp/out.1 2>>/tmp/err
 st=$((st | $?))
+echo "PLAY-GOT: $st"
 blocks /tmp/out.1 $(($(wc -c </tmp/out.0) / 2097152))
 echo "PLAY-SUM: $(cat /tmp/out.0 /tmp/out.1 | sha256sum | cut -d' ' -f1) \\
 $(($(wc -c </tmp/out.0) + $(wc -c </tmp/out.1)))"
 """ + DONE
+
+# The relay baseline: the same stream from guest to guest through the
+# VMMs.  Each hop is a virtio-serial port in both guests whose QEMUs are
+# joined by a socket (a socketpair the management script made): the
+# sender's QEMU copies the guest's buffers into the socket, the receiver's
+# QEMU copies them out into its guest's.  kvmq only says "go".  A port
+# gives no end of file, so each stage is told the length (@SIZE@).
+RELAY_PORT = """
+port() {
+	for f in /sys/class/virtio-ports/*; do
+		[ "$(cat "$f/name")" = "$1" ] && echo "/dev/${f##*/}"
+	done
+}
+"""
+RELAY_READ = WAIT_PEER.replace("@PEER@", "decode") + RELAY_PORT + """
+dd if=/root/audio.wav of="$(port kvmq.out)" bs=262144 2>/tmp/err
+st=$?
+""" + DONE
+RELAY_DECODE = WAIT_PEER.replace("@PEER@", "play") + RELAY_PORT + """
+kvmq-gain 3/2 @SKIP@ @SIZE@ <"$(port kvmq.in)" >"$(port kvmq.out)" 2>/tmp/err
+st=$?
+""" + DONE
+RELAY_PLAY = WAIT_PEER.replace("@PEER@", "decode") + RELAY_PORT + \
+    PLAY_BLOCKS + """
+head -c @SIZE@ <"$(port kvmq.in)" >/tmp/out.1 2>/tmp/err
+st=$?
+echo "PLAY-GOT: $st"
+blocks /tmp/out.1 0
+echo "PLAY-SUM: $(sha256sum </tmp/out.1 | cut -d' ' -f1) $(wc -c </tmp/out.1)"
+""" + DONE
+TRANSPORTS = ("kvmq", "relay")
+
+
+def relay_args(ports):
+    """QEMU arguments of a virtio-serial device with a port NAME on the
+    socket FD, for each (NAME, FD) of ports."""
+    args = ["-device", "virtio-serial-pci,id=vs"]
+    for name, fd in ports:
+        args += ["-chardev", "socket,id=%s,fd=%d" % (name, fd),
+                 "-device", "virtserialport,bus=vs.0,chardev=%s,name=kvmq.%s"
+                 % (name, name)]
+    return args
 
 
 def vcpu_exits(g):
@@ -219,6 +275,181 @@ def kernel_log():
 
 BAD_LOG = ("BUG:", "WARNING:", "Oops", "KFENCE:", "general protection",
            "Call Trace")
+
+
+TRACEFS = "/sys/kernel/tracing"
+TRACE_EVENTS = ("kvm/kvm_entry", "kvm/kvm_exit", "kvm/kvm_userspace_exit",
+                "kvmq/kvmq_hypercall", "kvmq/kvmq_hypercall_done")
+TRACE_LINE = re.compile(r"^\s*.*?-(\d+)\s+\[\d+\]\s+(?:\S+\s+)?"
+                        r"([\d.]+): (\w+): (.*)$")
+
+
+class Trace:
+    """Where each guest's vCPU thread spends the stream, from the host's
+    tracepoints: kvm_entry to kvm_exit is time in the guest; kvm_exit to
+    the next kvm_entry is time out of it, counted under the exit's reason
+    ("hlt": halted, waiting for something to arrive), or under "QEMU" if
+    the vCPU returned to QEMU on the way (kvm_userspace_exit); the time
+    between kvmq_hypercall and kvmq_hypercall_done is kvmq's share of the
+    "hypercall" exits.  Also each QEMU's CPU time: its vCPU thread, and the
+    rest of the process (its main loop, which does the copying of the
+    relay baseline)."""
+
+    def __init__(self):
+        if not os.path.exists(os.path.join(TRACEFS, "trace")):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS],
+                           check=True)
+        self.write("tracing_on", "0")
+        self.write("trace_clock", "mono")
+        self.write("buffer_size_kb", "16384")
+        self.write("set_event", "")
+        for e in TRACE_EVENTS:
+            self.write("events/%s/enable" % e, "1")
+        self.write("trace", "")
+
+    @staticmethod
+    def write(name, text):
+        with open(os.path.join(TRACEFS, name), "w") as f:
+            f.write(text)
+
+    @staticmethod
+    def cpu_time(path):
+        """utime + stime of /proc/PID[/task/TID]/stat, in seconds."""
+        try:
+            with open(path) as f:
+                w = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(w[11]) + int(w[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start(self, guests):
+        """guests: {name: kvmq_host.Guest}."""
+        self.threads = {}
+        for name, g in guests.items():
+            for c in g.qmp.cmd("query-cpus-fast"):
+                self.threads[c["thread-id"]] = name
+        self.procs = {n: g.proc.pid for n, g in guests.items()}
+        self.cpu0 = self.cpu_now()
+        self.t0 = time.monotonic()
+        self.write("tracing_on", "1")
+
+    def cpu_now(self):
+        r = {}
+        for name, pid in self.procs.items():
+            tids = [t for t, n in self.threads.items() if n == name]
+            vcpu = [self.cpu_time("/proc/%d/task/%d/stat" % (pid, t))
+                    for t in tids]
+            r[name] = (self.cpu_time("/proc/%d/stat" % pid),
+                       None if None in vcpu else sum(vcpu))
+        return r
+
+    def stop(self):
+        """Stop tracing; what trace_report() prints: "wall" (seconds
+        traced), "overrun" (events lost), and per guest "time" (seconds
+        per category: "guest", an exit reason, "QEMU", "before" for an
+        exit that began before the trace; "kvmq" is part of "hypercall")
+        and "cpu" (seconds of the process, of its vCPU threads)."""
+        self.write("tracing_on", "0")
+        t1 = time.monotonic()
+        wall = t1 - self.t0
+        cpu1 = self.cpu_now()
+        overrun = 0
+        for cpu in os.listdir(os.path.join(TRACEFS, "per_cpu")):
+            with open(os.path.join(TRACEFS, "per_cpu", cpu, "stats")) as f:
+                for line in f:
+                    if line.startswith("overrun:"):
+                        overrun += int(line.split()[1])
+        state = {}      # tid: (what, since), what "guest" or an exit reason
+        kvmq_in = {}    # tid: when its kvmq hypercall began
+        acc = {}        # name: {category: seconds}
+        first = last = None
+        with open(os.path.join(TRACEFS, "trace")) as f:
+            for line in f:
+                m = TRACE_LINE.match(line)
+                if not m:
+                    continue
+                tid, ts, ev, rest = int(m[1]), float(m[2]), m[3], m[4]
+                name = self.threads.get(tid)
+                if name is None:
+                    continue
+                first = ts if first is None else first
+                last = ts
+                a = acc.setdefault(name, {})
+                prev = state.get(tid)
+                if prev is None:
+                    # What the thread did from the start of the trace.
+                    prev = ("guest", self.t0) if ev == "kvm_exit" else \
+                        ("before", self.t0) if ev == "kvm_entry" else \
+                        ("QEMU", self.t0) if ev == "kvm_userspace_exit" \
+                        else ("hypercall", self.t0)
+                    state[tid] = prev
+                if ev == "kvm_exit":
+                    if prev and prev[0] == "guest":
+                        a["guest"] = a.get("guest", 0) + ts - prev[1]
+                    w = rest.split()
+                    reason = w[w.index("reason") + 1] if "reason" in w \
+                        else "?"
+                    state[tid] = (reason, ts)
+                elif ev == "kvm_userspace_exit" and prev and \
+                        prev[0] != "guest":
+                    state[tid] = ("QEMU", prev[1])
+                elif ev == "kvm_entry":
+                    if prev and prev[0] != "guest":
+                        a[prev[0]] = a.get(prev[0], 0) + ts - prev[1]
+                    state[tid] = ("guest", ts)
+                elif ev == "kvmq_hypercall":
+                    kvmq_in[tid] = ts
+                elif ev == "kvmq_hypercall_done" and tid in kvmq_in:
+                    a["kvmq"] = a.get("kvmq", 0) + ts - kvmq_in.pop(tid)
+        # ... and until its end; a thread without an event was out of its
+        # guest all along.
+        for tid, name in self.threads.items():
+            a = acc.setdefault(name, {})
+            what, since = state.get(tid, ("before", self.t0))
+            a[what] = a.get(what, 0) + t1 - since
+        self.write("set_event", "")
+        self.write("trace", "")
+        self.write("buffer_size_kb", "1408")
+        span = (last - first) if first is not None else 0
+        r = {"wall": wall, "span": span, "overrun": overrun, "guests": {}}
+        for name in self.procs:
+            c0, c1 = self.cpu0[name], cpu1[name]
+            cpu = tuple(None if x is None or y is None else y - x
+                        for x, y in zip(c0, c1))
+            r["guests"][name] = {"time": acc.get(name, {}), "cpu": cpu}
+        return r
+
+
+def trace_report(t):
+    """Print Trace.stop()'s breakdown."""
+    print("  where the time goes (each guest's vCPU thread, host "
+          "tracepoints, %.1f s traced%s):" %
+          (t["wall"], ", %d events lost" % t["overrun"]
+           if t["overrun"] else ""))
+    for name, g in t["guests"].items():
+        tm = g["time"]
+        total = sum(v for k, v in tm.items() if k != "kvmq") or 1e-9
+        top = sorted(((v, k) for k, v in tm.items()
+                      if k not in ("guest", "kvmq")), reverse=True)
+        parts = ["in the guest %.0f%%" % (100 * tm.get("guest", 0) / total)]
+        for v, k in top[:4]:
+            what = {"hlt": "halted", "npf": "nested page faults",
+                    "before": "out since before the trace",
+                    "hypercall": "hypercalls",
+                    "interrupt": "host interrupts",
+                    "QEMU": "in QEMU"}.get(k, "exit " + k)
+            parts.append("%s %.0f%%" % (what, 100 * v / total))
+            if k == "hypercall":
+                parts[-1] += " (kvmq %.0f%%)" % (100 * tm.get("kvmq", 0) /
+                                                 total)
+        rest = sum(v for v, k in top[4:])
+        if rest:
+            parts.append("other exits %.0f%%" % (100 * rest / total))
+        print("    %-7s %s" % (name, ", ".join(parts)))
+        proc, vcpu = g["cpu"]
+        if proc is not None and vcpu is not None:
+            print("            CPU: vCPU thread %.1f s, rest of QEMU %.1f s"
+                  % (vcpu, proc - vcpu))
 
 
 class Stage:
@@ -274,26 +505,35 @@ class Stage:
 
 
 def pipeline(d, event=None, at=2, depth=None, quiet=False,
-             decode_send="uring", read_kind="blocks"):
+             decode_send="uring", read_kind="blocks", transport="kvmq",
+             trace=False):
     """Run the pipeline; a dict of what happened, "ok" the verdict."""
-    guests = []
+    guests, socks = [], []
     try:
         return run_guests(d, event, at, depth, quiet, guests, decode_send,
-                          read_kind)
+                          read_kind, transport, trace, socks)
     finally:
         for g in guests:
             g.kill()
+        for x in socks:
+            x.close()
 
 
-def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
+def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind,
+               transport, trace, socks):
     qemu = os.environ["KVMQ_QEMU"]
     kernel = os.environ["KVMQ_GUEST_KERNEL"]
     top = os.environ.get("KVMQ_TOP", os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "../.."))
     if event is not None and event not in EVENTS:
         raise ValueError("unknown event %r" % event)
+    if transport not in TRANSPORTS or (event and transport != "kvmq"):
+        raise ValueError("transport %r%s" % (
+            transport, " with an event" if event else ""))
+    relay = transport == "relay"
     if depth is None:
         depth = 1 if event else 8
+    ring = RING_EVENT if event else RING_DEFAULT
     uring = "--uring" if decode_send == "uring" and not event else ""
     at_msgs = max(1, at * 2**20 // BLOCK)
     wav = os.path.join(d, "audio.wav")
@@ -307,13 +547,15 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
     size = os.path.getsize(wav)
     nblocks = (size + BLOCK - 1) // BLOCK
     r = {"ok": False, "event": event, "size": size, "blocks": nblocks,
-         "depth": depth, "timeline": []}
+         "depth": depth, "ring": ring, "timeline": [],
+         "transport": transport}
     if event and not ref_blocks:
         print("pipeline: FAIL: %s has no audio.blocks (run prepare)" % d)
         return r
-    if event and nblocks < at_msgs + 2 * depth + 1:
+    if event and nblocks < at_msgs + 2 * (depth + ring) + 1:
         print("pipeline: FAIL: %d blocks: too few for an event after %d "
-              "with queues of depth %d" % (nblocks, at_msgs, depth))
+              "with queues of depth %d and rings of %d" %
+              (nblocks, at_msgs, depth, ring))
         return r
     work = kvmq_host.workdir()
     log0 = kernel_log()
@@ -330,12 +572,15 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
                        check=True, stdout=subprocess.DEVNULL)
         return out
 
-    # With an event, the depth of the queues alone bounds what is in
-    # flight: no receive rings, which would take 16 more messages each.
-    def guest(name, ident, rd, group):
+    # With an event, each queue holds depth messages in the kernel and
+    # RING_EVENT in its receive ring: few, so that the stream is still in
+    # flight when the event comes.
+    def guest(name, ident, rd, group, ports=()):
         return kvmq_host.Guest(qemu, kernel, rd, name, ident, group,
                                "sh /root/run.sh", work, aperture="64M",
-                               depth=depth, rings=not event)
+                               depth=depth, rx_entries=ring,
+                               extra_args=relay_args(ports),
+                               extra_fds=[fd for _, fd in ports])
 
     play_text = WAIT_PEER.replace("@PEER@", "decode") + PLAY_BLOCKS + \
         (PLAY_AT.replace("@AT@", str(at_msgs)) if event else "st=0\n") + \
@@ -351,14 +596,34 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
     if event == "reboot-decode":
         rds["decode2"] = initrd("decode2", DECODE.replace("@SKIP@", "0")
                                 .replace("@URING@", uring))
+    ports = {"read": (), "decode": (), "play": ()}
+    if relay:
+        gain = os.environ.get("KVMQ_GAIN",
+                              os.path.join(top, "tools/kvmq/kvmq-gain"))
+        rds = {"read": initrd("read", RELAY_READ, [wav + ":/root/audio.wav"]),
+               "decode": initrd("decode", RELAY_DECODE
+                                .replace("@SKIP@", str(HEADER))
+                                .replace("@SIZE@", str(size)),
+                                [gain + ":/bin/kvmq-gain"]),
+               "play": initrd("play", RELAY_PLAY.replace("@SIZE@",
+                                                         str(size)))}
+        a = socket.socketpair()
+        b = socket.socketpair()
+        socks += list(a) + list(b)
+        ports = {"read": (("out", a[0].fileno()),),
+                 "decode": (("in", a[1].fileno()), ("out", b[0].fileno())),
+                 "play": (("in", b[1].fileno()),)}
 
-    print("pipeline: %d bytes of WAV from read to decode to play%s" %
+    print("pipeline: %d bytes of WAV from read to decode to play%s%s" %
           (size, ", event %s after %d MiB at play, queues of depth %d" %
-           (event, at_msgs * BLOCK >> 20, depth) if event else ""))
+           (event, at_msgs * BLOCK >> 20, depth) if event else "",
+           " through the VMMs (virtio-serial, the relay baseline)"
+           if relay else ""))
     group = kvmq_host.create_group()
     try:
         for name, ident in (("read", 1), ("decode", 2), ("play", 3)):
-            guests.append(guest(name, ident, rds[name], group))
+            guests.append(guest(name, ident, rds[name], group,
+                                ports[name]))
     except Exception:
         for g in guests:
             g.kill()
@@ -394,8 +659,15 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
             if group is not None:
                 os.close(group)
             return r
+    for x in socks:
+        x.close()
+    socks.clear()
     for st in stages.values():
         st.exits0 = vcpu_exits(st.g)
+    tracer = None
+    if trace:
+        tracer = Trace()
+        tracer.start({g.name: g for g in guests})
     t0 = time.monotonic()
     for g in guests:
         g.post("peer go 1\n")
@@ -410,8 +682,10 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
             print("pipeline: %5.1f s  %s" % (now(), text), flush=True)
 
     def stage_line():
-        qs = {n: st.stats() for n, st in stages.items()}
         el = max(now(), 1e-3)
+        if relay:
+            return "pipeline: %5.0f s  through the VMMs" % el
+        qs = {n: st.stats() for n, st in stages.items()}
         parts = ["read sent %d msgs %.1f MiB" %
                  (qs["read"]["sent"], qs["read"]["sent-bytes"] / 2**20),
                  "decode fwd %d msgs %.1f MiB" %
@@ -529,6 +803,14 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
                 end_stream(stages["play"], "play")
 
     result = None
+    r["stream"] = None
+    if not failed and event != "kill-play":
+        if wait(lambda: play.wait_line("PLAY-GOT", 0), BOOT * 2) is None:
+            failed = "play did not receive the stream"
+        else:
+            r["stream"] = now()
+    if tracer:
+        r["trace"] = tracer.stop()
     if not failed and event != "kill-play":
         result = wait(lambda: play.wait_line("PLAY-SUM:", 0), BOOT * 2)
         if result is None:
@@ -570,6 +852,8 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
                         (k == 0 or i > got_idx[k - 1]))
     r["delivered_idx"] = got_idx
     r["sent_blocks"] = (stats["read"]["sent-bytes"] + BLOCK - 1) // BLOCK
+    if relay:
+        r["sent_blocks"] = nblocks if codes["read"] == "0" else 0
     r["lost"] = r["sent_blocks"] - r["delivered"]
     got = (result or "").split()
     got_sum, got_len = (got[0], int(got[1])) if len(got) == 2 else ("?", 0)
@@ -594,22 +878,23 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
         bound = 0
         ok = ok and r["whole"] and codes["play"] == "0"
     elif event == "reboot-decode":
-        # Lost: what decode held (its queue, one in its forward).
-        bound = depth + 1
+        # Lost: what decode held (its queue and ring, one in its forward).
+        bound = depth + ring + 1
         ok = ok and codes["read"] == "0" and codes["decode"] == "0" and \
             codes["play"] == "0" and r["sent_blocks"] == nblocks and \
             r["verified"] == r["delivered"] and r["lost"] <= bound
     elif event == "kill-play":
-        # Not delivered: play's queue, the block decode's forward held,
-        # decode's queue.
-        bound = 2 * depth + 1
+        # Not delivered: play's queue and ring, the block decode's forward
+        # held, decode's queue and ring.
+        bound = 2 * (depth + ring) + 1
         ok = ok and codes["decode"] == "1" and \
             any("No such file or directory" in x for x in logs["decode"]) \
             and r["verified"] == r["delivered"] == at_msgs and \
             r["lost"] <= bound
     else:
-        # Not delivered: the block decode's forward held, decode's queue.
-        bound = depth + 1
+        # Not delivered: the block decode's forward held, decode's queue
+        # and ring.
+        bound = depth + ring + 1
         ok = ok and codes["decode"] == "1" and \
             any("Permission denied" in x for x in logs["decode"]) and \
             codes["play"] == "0" and r["verified"] == r["delivered"] and \
@@ -626,24 +911,29 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
         for t, text in r["timeline"]:
             print("    at %5.1f s: %s" % (t, text))
     if event is None or event == "reboot-decode" or event == "revoke":
-        print("  delivered to play:   %d bytes in %.0f s, %s" %
-              (got_len, elapsed,
+        print("  delivered to play:   %d bytes in %.1f s, %s" %
+              (got_len, r["stream"] or elapsed,
                "the reference exactly" if r["whole"] else
                "not the whole reference"))
+        if r["stream"]:
+            print("                       %.2f MiB/s; play hashed it by "
+                  "%.1f s" % (size / 2**20 / max(r["stream"], 1e-3),
+                              elapsed))
     print("  blocks of 2 MiB:     %d in the WAV, %d sent by read, %d "
           "delivered to play, %d verified against the reference%s" %
           (nblocks, r["sent_blocks"], r["delivered"], r["verified"],
            "" if ref_blocks else " (no audio.blocks)"))
     if event:
         lost = [i for i in range(r["sent_blocks"]) if i not in got_idx]
+        q = "queue (depth %d) and receive ring (%d)" % (depth, ring)
         print("  not delivered:       %d block(s) %s, at most %d: %s" %
               (r["lost"], lost, bound,
-               {"reboot-decode": "decode's queue (depth %d) and the block "
-                "its forward held, lost with its VM" % depth,
-                "kill-play": "play's queue (depth %d), the block decode's "
-                "forward held, decode's queue (depth %d)" % (depth, depth),
-                "revoke": "the block decode's forward held and decode's "
-                "queue (depth %d)" % depth}[event]))
+               {"reboot-decode": "decode's %s and the block its forward "
+                "held, lost with its VM" % q,
+                "kill-play": "play's %s, the block decode's forward held, "
+                "decode's %s" % (q, q),
+                "revoke": "the block decode's forward held and decode's %s"
+                % q}[event]))
         if event == "reboot-decode":
             print("  read while decode was away: %d sends refused (%s), "
                   "each sent again; decode away %.1f s, forwarding again "
@@ -659,31 +949,41 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
                 else codes[n] for n in ("read", "decode", "play")))
     ulog = [x for x in logs["decode"] if "io_uring:" in x]
     print("  decode sends:        %s%s" %
-          ("io_uring, lazy entries of its vCPU's submission ring"
+          ("through its virtio-serial port" if relay else
+           "io_uring, lazy entries of its vCPU's submission ring"
            if uring else "one KVMQ_HC_SEND hypercall each",
            " (%s)" % ulog[-1].split("io_uring: ", 1)[1] if ulog else ""))
-    r["per_msg"] = {}
+    r["per_msg"], r["per_mib"] = {}, {}
     for n in ("read", "decode", "play"):
         s = stats[n]
         msgs = s["sent"] + s["received"]
         e = exits[n]
-        if e is not None and msgs:
+        if e is not None and msgs and not relay:
             r["per_msg"][n] = (e[0] / msgs, e[1] / msgs)
+        if e is not None:
+            r["per_mib"][n] = e[0] / (size / 2**20)
         print("  %-7s sent %4d msgs %9d B, received %4d msgs %9d B, "
               "interrupts %4d" %
               (n, s["sent"], s["sent-bytes"], s["received"],
                s["received-bytes"], s["notified"] + s["room-notified"]))
-        print("          while it ran: VM exits %s, hypercalls %s%s" %
+        print("          while it ran: VM exits %s, hypercalls %s%s%s" %
               ("n/a" if e is None else e[0], "n/a" if e is None else e[1],
                " (per message: %.1f exits, %.2f hypercalls)" %
-               r["per_msg"][n] if n in r["per_msg"] else ""))
+               r["per_msg"][n] if n in r["per_msg"] else "",
+               "; %.1f exits per MiB" % r["per_mib"][n]
+               if n in r["per_mib"] else ""))
     print("  pages moved without copying: %d (%d MiB)" %
           (after["pages_moved"] - before["pages_moved"],
            (after["pages_moved"] - before["pages_moved"]) * 4096 // 2**20))
-    print("  bytes copied:        %d" %
-          (after["bytes_copied"] - before["bytes_copied"]))
+    print("  bytes copied:        %d by kvmq%s" %
+          (after["bytes_copied"] - before["bytes_copied"],
+           "; the stream itself went through the VMMs: at each of the 2 "
+           "hops, the sender's QEMU copied it out of its guest and the "
+           "receiver's QEMU into its guest" if relay else ""))
     print("  host pool after:     %d pages (before: %d)" %
           (after["aperture_pages"], before["aperture_pages"]))
+    if "trace" in r:
+        trace_report(r["trace"])
     print("  host kernel log:     %s" %
           ("not readable" if r["host_log"] is None else
            "no warning" if not r["host_log"] else
@@ -696,48 +996,63 @@ def run_guests(d, event, at, depth, quiet, guests, decode_send, read_kind):
     return r
 
 
-# compare: the same stream three ways, one after the other in one test host.
+# compare: the same stream four ways, one after the other in one test host.
 COMPARE = (
-    ("blocks", "uring", "blocks moved, decode through io_uring"),
-    ("blocks", "ioctl", "blocks moved, decode a hypercall per send"),
-    ("bytes", "uring", "2 KiB messages copied, decode through io_uring"),
+    ("blocks", "uring", "kvmq", "blocks moved, decode through io_uring"),
+    ("blocks", "ioctl", "kvmq", "blocks moved, decode a hypercall per send"),
+    ("bytes", "uring", "kvmq", "2 KiB messages copied by kvmq"),
+    ("blocks", "uring", "relay", "relay through the VMMs (virtio-serial)"),
 )
 
 
-def compare(d):
+def compare(d, trace=False):
     """Run the pipeline each way of COMPARE; print them side by side."""
     rows = []
-    for kind, send, what in COMPARE:
+    for kind, send, transport, what in COMPARE:
         print("compare: %s" % what, flush=True)
-        r = pipeline(d, quiet=True, decode_send=send, read_kind=kind)
+        r = pipeline(d, quiet=True, decode_send=send, read_kind=kind,
+                     transport=transport, trace=trace)
         rows.append((what, r))
     print("")
     print("compare (test-host figures: nested KVM under TCG; compare the "
-          "rows, not the machines)")
-    print("  %-46s %6s %7s %9s %10s  %s" %
-          ("run", "s", "MiB/s", "moved MiB", "copied MiB",
-           "VM exits / hypercalls per message: read, decode, play"))
+          "rows, not the machines%s)" %
+          ("; traced, which slows every row" if trace else ""))
+    print("  s: from go until play had the whole stream (before its "
+          "hashing)")
+    print("  %-42s %5s %6s %5s %6s  %-17s  %s" %
+          ("run", "s", "MiB/s", "moved", "copied",
+           "exits/MiB r,d,p", "exits / hypercalls per message: r, d, p"))
     for what, r in rows:
-        if "elapsed" not in r:
-            print("  %-46s did not run to its end" % what)
+        if not r.get("stream"):
+            print("  %-42s did not run to its end" % what)
             continue
-        pm = r.get("per_msg", {})
-        print("  %-46s %6.1f %7.2f %9.1f %10.1f  %s%s" %
-              (what, r["elapsed"], r["size"] / 2**20 / max(r["elapsed"],
-                                                            1e-3),
+        pm, pb = r.get("per_msg", {}), r.get("per_mib", {})
+        print("  %-42s %5.1f %6.2f %5.1f %6.1f  %-17s  %s%s" %
+              (what, r["stream"], r["size"] / 2**20 / max(r["stream"],
+                                                          1e-3),
                r["pages_moved"] * 4096 / 2**20, r["bytes_copied"] / 2**20,
+               ",".join("%.0f" % pb[n] if n in pb else "n/a"
+                        for n in ("read", "decode", "play")),
                ", ".join("%.1f / %.2f" % pm[n] if n in pm else "n/a"
                          for n in ("read", "decode", "play")),
                "" if r["ok"] else "  FAIL"))
+    print("  moved and copied: MiB, by kvmq; the relay's copies are the "
+          "VMMs' (4 per byte)")
+    if trace:
+        for what, r in rows:
+            if "trace" in r:
+                print("  %s:" % what)
+                trace_report(r["trace"])
     ok = all(r["ok"] for _, r in rows)
     print("compare: %s" % ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
 
-def run(d, quiet=False, event=None, at=2, depth=None, decode_send="uring"):
+def run(d, quiet=False, event=None, at=2, depth=None, decode_send="uring",
+        transport="kvmq", trace=False):
     """Run the pipeline; 0 if it passed, else 1."""
-    return 0 if pipeline(d, event, at, depth, quiet,
-                         decode_send)["ok"] else 1
+    return 0 if pipeline(d, event, at, depth, quiet, decode_send,
+                         transport=transport, trace=trace)["ok"] else 1
 
 
 def main():
@@ -757,16 +1072,20 @@ def main():
                    default="uring")
     p.add_argument("--read-kind", choices=("blocks", "bytes"),
                    default="blocks")
+    p.add_argument("--transport", choices=TRANSPORTS, default="kvmq")
+    p.add_argument("--trace", action="store_true")
     p = sub.add_parser("compare")
     p.add_argument("dir")
+    p.add_argument("--trace", action="store_true")
     a = ap.parse_args()
     if a.cmd == "prepare":
         prepare(a.dir, a.mib)
         return 0
     if a.cmd == "compare":
-        return compare(a.dir)
+        return compare(a.dir, a.trace)
     return 0 if pipeline(a.dir, a.event, a.at, a.depth, False,
-                         a.decode_send, a.read_kind)["ok"] else 1
+                         a.decode_send, a.read_kind, a.transport,
+                         a.trace)["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Environment (scripts/run-tests.sh sets them):
   KVMQ_GUEST_KERNEL  the guests' kernel
   KVMQ_TOP           the kvmq tree (scripts/, guest/, tools/kvmq/)
   KVMQ_PIPE_DIR      a WAV and its reference (kvmq_pipeline.py prepare)
+  KVMQ_PIPE_EVENT_DIR  the same for kvmq_qemu_events_test.py (16 MiB)
   KVMQ_QEMU_TESTS    run only these tests (names without test_, spaces)
 """
 
@@ -445,8 +446,9 @@ def test_program_killed(env):
 
 
 def pipe_dir(name, event=False):
-    """KVMQ_PIPE_DIR, or None after a failure (TAP) saying why."""
-    d = os.environ.get("KVMQ_PIPE_DIR")
+    """KVMQ_PIPE_DIR (KVMQ_PIPE_EVENT_DIR for an event), or None after a
+    failure (TAP) saying why."""
+    d = os.environ.get("KVMQ_PIPE_EVENT_DIR" if event else "KVMQ_PIPE_DIR")
     want = "audio.blocks" if event else "audio.ref"
     if not d or not os.path.exists(os.path.join(d, want)):
         tap(False, "%s: KVMQ_PIPE_DIR has no prepared WAV "
