@@ -105,7 +105,8 @@ check-debug: selftests
 	KVMQ_MODULE=$(DEBUG_MOD)/kvmq/kvmq.ko \
 	KVMQ_RESULTS=$${KVMQ_RESULTS:-$(DEBUG_BUILD)/results} \
 	KVMQ_MEM=$${KVMQ_MEM:-6G} \
-	scripts/run-tests.sh
+	KVMQ_FUZZ_HYPERCALLS=$${KVMQ_FUZZ_HYPERCALLS:-100000} \
+	scripts/run-tests.sh $${KVMQ_DEBUG_TESTS:-}
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean

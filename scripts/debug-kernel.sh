@@ -11,7 +11,8 @@
 # linux-source-6.12 are those of the last successful build ("up to date",
 # well under a second); a changed fragment rebuilds incrementally, a new
 # source package from scratch.
-# Usage: scripts/debug-kernel.sh
+# Usage: scripts/debug-kernel.sh [--check]
+#   --check  build nothing: exit 0 if the kernel is up to date, else 1
 # Environment: KVMQ_DEBUG_BUILD (default $KVMQ_CACHE/debug-build),
 #   KVMQ_DEBUG_JOBS (make -j, default 2; the build runs under nice -n 19)
 set -euo pipefail
@@ -25,6 +26,23 @@ frag=$here/debug.config
 tarball=/usr/src/linux-source-6.12.tar.xz
 jobs=${KVMQ_DEBUG_JOBS:-2}
 
+stamp() {
+	printf '%s\n' "linux-source-6.12 $(dpkg-query -W -f '${Version}' linux-source-6.12)" \
+		"$(sha256sum <"$frag")" "$(sha256sum <"$0")"
+}
+up_to_date() {
+	[ -e "$obj/arch/x86/boot/bzImage" ] && [ -e "$obj/Module.symvers" ] &&
+		[ "$(cat "$obj/.kvmq-stamp" 2>/dev/null)" = "$(stamp 2>/dev/null)" ]
+}
+if [ "${1:-}" = --check ]; then
+	if up_to_date; then
+		echo "debug-kernel: up to date ($obj)"
+		exit 0
+	fi
+	echo "debug-kernel: not built, or out of date ($obj)"
+	exit 1
+fi
+
 # Build tools beyond deps.sh's: objtool needs libelf, certs/ needs libssl.
 pkgs=(libelf-dev libssl-dev)
 if [ "$(dpkg-query -W -f '${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null |
@@ -36,10 +54,7 @@ fi
 [ -e "$tarball" ] || "$here/deps.sh"
 
 srcver=$(dpkg-query -W -f '${Version}' linux-source-6.12)
-stamp=$(printf '%s\n' "linux-source-6.12 $srcver" \
-	"$(sha256sum <"$frag")" "$(sha256sum <"$0")")
-if [ -e "$obj/arch/x86/boot/bzImage" ] && [ -e "$obj/Module.symvers" ] &&
-	[ "$(cat "$obj/.kvmq-stamp" 2>/dev/null)" = "$stamp" ]; then
+if up_to_date; then
 	echo "debug-kernel: up to date ($obj)"
 	exit 0
 fi
@@ -94,5 +109,5 @@ if ! nice -n 19 make -C "$src" O="$obj" -j"$jobs" bzImage modules >"$build/build
 	echo "debug-kernel: build failed, see $build/build.log" >&2
 	exit 1
 fi
-echo "$stamp" >"$obj/.kvmq-stamp"
+stamp >"$obj/.kvmq-stamp"
 echo "debug-kernel: built in $(($(date +%s) - start)) s: $obj/arch/x86/boot/bzImage"
