@@ -6,7 +6,7 @@
 # (tools/kvmq/kvmq_pipeline.py).
 # Usage: scripts/demo.sh [PROGRAM]   (after `make modules selftests guest`;
 # make demo does them).  Without PROGRAM: the pipeline of Linux guests;
-# "compare" (`make demo-compare`): that pipeline three ways side by side
+# "compare" (`make demo-compare`): that pipeline four ways side by side
 # (kvmq_pipeline.py compare).
 # PROGRAM kvmq_demo (`make demo-selftest`: the same pipeline between
 # selftest guests, polled and over rings) or kvmq_bench (`make bench`),
