@@ -362,7 +362,6 @@ class Trace:
         state = {}      # tid: (what, since), what "guest" or an exit reason
         kvmq_in = {}    # tid: when its kvmq hypercall began
         acc = {}        # name: {category: seconds}
-        first = last = None
         with open(os.path.join(TRACEFS, "trace")) as f:
             for line in f:
                 m = TRACE_LINE.match(line)
@@ -372,8 +371,6 @@ class Trace:
                 name = self.threads.get(tid)
                 if name is None:
                     continue
-                first = ts if first is None else first
-                last = ts
                 a = acc.setdefault(name, {})
                 prev = state.get(tid)
                 if prev is None:
@@ -410,8 +407,7 @@ class Trace:
         self.write("set_event", "")
         self.write("trace", "")
         self.write("buffer_size_kb", "1408")
-        span = (last - first) if first is not None else 0
-        r = {"wall": wall, "span": span, "overrun": overrun, "guests": {}}
+        r = {"wall": wall, "overrun": overrun, "guests": {}}
         for name in self.procs:
             c0, c1 = self.cpu0[name], cpu1[name]
             cpu = tuple(None if x is None or y is None else y - x
