@@ -14,6 +14,8 @@
 # On a debug kernel (scripts/debug-kernel.sh) also fails when lockdep is off
 # before the first test or after the last, or when kmemleak, scanning after
 # the rmmod, finds a leak that the scan before the insmod had not found.
+# After each top-level result it prints "# N s" (seconds since the one
+# before), which shows the tests that near their harness timeout.
 # Exit status 0 iff nothing failed.
 # Environment: KVMQ_KO=KO_PATH is exported to the tests;
 #   KVMQ_TEST_TIMEOUT  seconds per test (default 600)
@@ -39,6 +41,20 @@ lane() {
 	exit 1
 }
 failed() { echo "guest-run: FAIL: $*"; fail=$((fail + 1)); }
+# Copies its input, with "# N s" after each top-level TAP result: the
+# seconds since the previous result (or the start).
+stamp() {
+	local l t=$SECONDS
+	while IFS= read -r l || [ -n "$l" ]; do
+		printf '%s\n' "$l"
+		case $l in
+		"ok "[0-9]* | "not ok "[0-9]*)
+			echo "# $((SECONDS - t)) s"
+			t=$SECONDS
+			;;
+		esac
+	done
+}
 
 # Kernel log lines after the marker $1 (written to /dev/kmsg) that look bad.
 mark() { echo "<6>kvmq-guest-run: $1" >/dev/kmsg; }  # KERN_INFO: not on console
@@ -89,7 +105,7 @@ for t in "$@"; do
 	mark "start $t"
 	start=$(date +%s)
 	set +e
-	timeout -k 10 "$tmo" "./$t" </dev/null 2>&1 | tee "$out"
+	timeout -k 10 "$tmo" "./$t" </dev/null 2>&1 | stamp | tee "$out"
 	rc=${PIPESTATUS[0]}
 	set -e
 	# p f s: results; plan: 1..N (-1 if none); plan0skip: "1..0 # SKIP".
