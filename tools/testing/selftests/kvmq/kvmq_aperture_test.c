@@ -39,7 +39,7 @@ FIXTURE(ap) {
 
 FIXTURE_SETUP(ap)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->vm = vm_create_with_one_vcpu(&self->vcpu, NULL);
 	self->vmq = kvmq_attach(self->dev, self->vm);
@@ -672,7 +672,7 @@ TEST(vmm_killed)
 	pid_t pid;
 	char c;
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	for (i = 0; i < 3; i++) {
 		ASSERT_EQ(0, pipe(pipefd));
 		pid = fork();

@@ -834,7 +834,7 @@ FIXTURE_SETUP(fault)
 	c->vmq = c->fd = -1;
 	if (!fi_enable(c))
 		SKIP(return, "%s", c->why);
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	c->dev = kvmq_open_dev();
 	c->group = kvmq_create_group(c->dev);
 	c->zero = open("/dev/zero", O_RDONLY);

@@ -404,7 +404,7 @@ FIXTURE_SETUP(fh)
 {
 	int i;
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	compat_mask = variant->compat_mask;

@@ -488,7 +488,7 @@ FIXTURE_SETUP(fz)
 	int i;
 
 	memset(f, 0, sizeof(*f));
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	f->dev = kvmq_open_dev();
 	f->group = kvmq_create_group(f->dev);
 	f->zero = open("/dev/zero", O_RDONLY);

@@ -153,7 +153,7 @@ FIXTURE(iso) {
 
 FIXTURE_SETUP(iso)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	peer_create_at(&self->a, self->dev, self->group, ID_A, AP, AP_LEN, 256);
@@ -394,6 +394,11 @@ TEST_F(iso, reuse_after_send)
 #define RACE_SEND	1	/* vCPU 1's part: send the odd pairs */
 #define RACE_RELEASE	2	/* or release each page */
 #define RACE_RING	3	/* or send the odd pairs in one doorbell */
+/*
+ * Seconds per race test.  On the debug kernel (KASAN, lockdep) they take
+ * 9 to 28 s each, and one has taken more than the harness's default 30.
+ */
+#define RACE_TIMEOUT	300
 
 static uint64_t race_arrived;
 /* Per vCPU: each send's result, or each release's for vCPU 1. */
@@ -625,17 +630,17 @@ static void race(struct __test_metadata *_metadata,
 		EXPECT_LE(RACE_ROUNDS * RACE_PAIRS, enxio);
 }
 
-TEST_F(iso, race_own_sends)
+TEST_F_TIMEOUT(iso, race_own_sends, RACE_TIMEOUT)
 {
 	race(_metadata, self, RACE_SEND);
 }
 
-TEST_F(iso, race_send_release)
+TEST_F_TIMEOUT(iso, race_send_release, RACE_TIMEOUT)
 {
 	race(_metadata, self, RACE_RELEASE);
 }
 
-TEST_F(iso, race_send_ring)
+TEST_F_TIMEOUT(iso, race_send_ring, RACE_TIMEOUT)
 {
 	race(_metadata, self, RACE_RING);
 }
@@ -724,7 +729,7 @@ static void guest_write_recv(uint64_t gva, uint64_t gpa)
 	GUEST_DONE();
 }
 
-TEST_F(iso, race_write_send)
+TEST_F_TIMEOUT(iso, race_write_send, RACE_TIMEOUT)
 {
 	struct kvmq_peer *all[] = { &self->a, &self->b };
 	struct kvm_vcpu *v1;
@@ -989,7 +994,7 @@ FIXTURE_SETUP(flood)
 	};
 	int i;
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	kvmq_peer_create(&self->r, self->dev, self->group, ID_R, NULL,

@@ -226,7 +226,7 @@ FIXTURE_SETUP(lim)
 		.mem_limit = variant->mem_limit,
 	};
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	kvmq_peer_create(&self->a, self->dev, self->group, ID_A, NULL,
@@ -389,7 +389,7 @@ TEST(self_send)
 	struct kvmq_peer a;
 	int dev, group;
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	dev = kvmq_open_dev();
 	group = kvmq_create_group(dev);
 	kvmq_peer_create(&a, dev, group, ID_A, guest_self_send, AP_LEN, SZ_2M,
@@ -513,7 +513,7 @@ TEST_F_TIMEOUT(scan, worst_case, 900)
 	struct ucall uc;
 	int dev, group;
 
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	dev = kvmq_open_dev();
 	group = kvmq_create_group(dev);
 	kvmq_peer_create(&a, dev, group, ID_A, guest_scan_send, AP_LEN, AP_LEN,

@@ -76,7 +76,7 @@ FIXTURE(nt) {
 
 FIXTURE_SETUP(nt)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	kvmq_peer_create(&self->a, self->dev, self->group, ID_A, NULL,

@@ -228,7 +228,7 @@ FIXTURE(q) {
 
 FIXTURE_SETUP(q)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	kvmq_peer_create(&self->a, self->dev, self->group, ID_A, NULL,
@@ -1058,7 +1058,7 @@ FIXTURE(pipeline) {
 
 FIXTURE_SETUP(pipeline)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 }
 
 FIXTURE_TEARDOWN(pipeline)

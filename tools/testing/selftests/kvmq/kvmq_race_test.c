@@ -634,7 +634,7 @@ FIXTURE(race) {
 
 FIXTURE_SETUP(race)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->refs = kvmq_module_refs();
 	self->vms = kvm_vms_alive();

@@ -166,7 +166,7 @@ FIXTURE(ring) {
 
 FIXTURE_SETUP(ring)
 {
-	ASSERT_EQ(0, kvmq_pool_pages());
+	ASSERT_EQ(0, kvmq_pool_settled());
 	self->dev = kvmq_open_dev();
 	self->group = kvmq_create_group(self->dev);
 	kvmq_peer_create(&self->a, self->dev, self->group, ID_A, NULL,

@@ -167,6 +167,22 @@ uint64_t kvmq_pool_pages(void)
 	return kvmq_debugfs_stat("aperture_pages");
 }
 
+/*
+ * A fixture's setup and test run in a grandchild of the harness, which
+ * waits only for the child: when a test times out, both are killed, and
+ * the grandchild may still be tearing its VMs down as the next test's
+ * setup starts.  So setups wait up to 10 s for the pool to empty.
+ */
+uint64_t kvmq_pool_settled(void)
+{
+	uint64_t n;
+	int i;
+
+	for (i = 0; (n = kvmq_pool_pages()) && i < 100; i++)
+		usleep(100 * 1000);
+	return n;
+}
+
 int __kvmq_set_queues(int vmq_fd, uint32_t nr_queues, uint32_t nr_vcpu_queues,
 		      uint32_t depth)
 {

@@ -58,6 +58,8 @@ struct kvmq_vm_aperture kvmq_get_aperture(int vmq_fd);
 uint64_t kvmq_aperture_held(int vmq_fd);
 /* Pages held by all apertures on the host (debugfs). */
 uint64_t kvmq_pool_pages(void);
+/* The same once it is 0, or after 10 s: for fixtures' setups. */
+uint64_t kvmq_pool_settled(void);
 
 /* Run @vcpu to its next ucall and return the ucall's command. */
 uint64_t kvmq_run(struct kvm_vcpu *vcpu, struct ucall *uc);
