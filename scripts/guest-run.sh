@@ -77,6 +77,10 @@ if [ -w "$kmemleak" ]; then
 	echo clear >"$kmemleak"
 fi
 lockdep_on "before the tests"
+echo "guest-run: soft lockups reported after 2 x" \
+	"$(cat /proc/sys/kernel/watchdog_thresh 2>/dev/null || echo '?') s," \
+	"RCU stalls after" \
+	"$(cat /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout 2>/dev/null || echo '?') s"
 
 if [ "${KVMQ_NO_MODULE:-0}" != 1 ]; then
 	if [ ! -f "$ko" ]; then

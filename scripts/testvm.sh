@@ -74,6 +74,11 @@ chmod +x "$out/run.sh"
 cpu=${KVMQ_CPU:-EPYC-Rome,+svm,+npt}
 append="console=ttyS0 loglevel=5 log_buf_len=4M panic_on_warn=1 panic=-1 oops=panic"
 append+=" kvmq.npt=$npt kvmq.run=$out/run.sh kvmq.out=$out"
+# Stall detectors scaled to TCG, which runs the test host tens of times
+# slower than hardware and has held one of its vCPUs, in a nested guest,
+# for 24 s: soft lockups after 110 s (twice watchdog_thresh), RCU stalls
+# after 100 s, as syzbot's VMs have them (Documentation/testing.rst).
+append+=" watchdog_thresh=55 rcupdate.rcu_cpu_stall_timeout=100"
 # A debug kernel runs the AML loop of the machine's _PRT so slowly that ACPI
 # aborts it after 30 s, once per virtio device: PCI routing without ACPI.
 if [ -n "${KVMQ_KERNEL:-}" ]; then append+=" kvm_amd.npt=$npt pci=noacpi"; fi
