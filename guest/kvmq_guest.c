@@ -15,7 +15,11 @@
  * it, at the latest when it is closed.  A page no file holds is a free slot
  * of kvmq's aperture, where a receive may place pages: allocations and
  * receives are serialized by dev->lock, so that kvmq never places a message
- * in a range being allocated.
+ * in a range being allocated.  With rings, kvmq places the pages of a
+ * message when it enters a receive ring: an allocation skips the slots of
+ * the messages there, touches its range, then reads the rings again
+ * (kvmqg_claim()), and a block that counts whole is released only once its
+ * free slots are touched and no message waits in it (kvmqg_trim()).
  *
  * Quota.  A touch of the aperture beyond its quota makes the VM's KVM_RUN
  * fail in the host, so the driver checks its allocations against the quota
@@ -396,6 +400,73 @@ static void kvmqg_ext_remove(struct kvmqg_file *f, unsigned long first,
 	}
 }
 
+/* Make the host back every page of the range: a read faults it in. */
+static void kvmqg_touch(struct kvmqg_dev *dev, unsigned long first,
+			unsigned long nr)
+{
+	const u8 *p = dev->aperture + (first << PAGE_SHIFT);
+	unsigned long i;
+
+	for (i = 0; i < nr; i++) {
+		(void)READ_ONCE(p[i << PAGE_SHIFT]);
+		if (!((i + 1) % KVMQG_BLOCK_PAGES))
+			cond_resched();
+	}
+}
+
+/*
+ * With rings, a message that waits in a receive ring has its pages placed in
+ * the aperture already, in slots that no file holds.  Find, among the runs of
+ * such pages that overlap [first, first + nr), the one that starts first:
+ * true and [*start, *end) if there is one.  kvmq publishes an entry before a
+ * fault can find its pages (it places them and publishes the entry under the
+ * lock its fault handler takes), so once the range is touched, every message
+ * placed in it is seen here.
+ */
+static bool kvmqg_rx_placed(struct kvmqg_dev *dev, unsigned long first,
+			    unsigned long nr, unsigned long *start,
+			    unsigned long *end)
+{
+	unsigned long pg, n_pg;
+	bool found = false;
+	u32 q, i, n, kind;
+	u64 gpa;
+
+	lockdep_assert_held(&dev->lock);
+	if (!dev->rx)
+		return false;
+	for (q = 0; q < dev->nr_queues; q++) {
+		struct kvmqg_rx *rx = &dev->rx[q];
+
+		/* Pairs with kvmq's store-release of prod. */
+		n = min(smp_load_acquire(&rx->ring->prod) - rx->cons,
+			dev->rx_entries);
+		for (i = 0; i < n; i++) {
+			const struct kvmq_msg *e;
+
+			e = &rx->msgs[(rx->cons + i) & (dev->rx_entries - 1)];
+			kind = READ_ONCE(e->kind);
+			n_pg = READ_ONCE(e->nr);
+			gpa = READ_ONCE(e->gpa);
+			if (kind == KVMQ_MSG_BLOCKS)
+				n_pg <<= KVMQG_BLOCK_SHIFT;
+			else if (kind != KVMQ_MSG_PAGES)
+				continue;
+			if (gpa < dev->ap_base ||
+			    (gpa - dev->ap_base) >> PAGE_SHIFT >= dev->nr_pages)
+				continue;
+			pg = (gpa - dev->ap_base) >> PAGE_SHIFT;
+			if (pg >= first + nr || pg + n_pg <= first ||
+			    (found && pg >= *start))
+				continue;
+			*start = pg;
+			*end = pg + n_pg;
+			found = true;
+		}
+	}
+	return found;
+}
+
 /* Accounting of the aperture. */
 
 /*
@@ -471,10 +542,21 @@ static void kvmqg_trim(struct kvmqg_dev *dev, unsigned long first,
 
 	lockdep_assert_held(&dev->lock);
 	for (b = first >> KVMQG_BLOCK_SHIFT; b <= last; b++) {
+		unsigned long pg = b << KVMQG_BLOCK_SHIFT, s, e;
+
 		if (dev->blk_held[b] || !test_bit(b, dev->full))
 			continue;
-		ret = kvmqg_hc_release(dev, b << KVMQG_BLOCK_SHIFT,
-				       KVMQG_BLOCK_PAGES);
+		/*
+		 * Its free slots may have received the pages of a message that
+		 * waits in a receive ring: touch them, so that none can land any
+		 * more, and keep the block while one is there.
+		 */
+		if (dev->rx) {
+			kvmqg_touch(dev, pg, KVMQG_BLOCK_PAGES);
+			if (kvmqg_rx_placed(dev, pg, KVMQG_BLOCK_PAGES, &s, &e))
+				continue;
+		}
+		ret = kvmqg_hc_release(dev, pg, KVMQG_BLOCK_PAGES);
 		if (ret < 0) {
 			dev_warn_ratelimited(&dev->pdev->dev,
 					     "release of block %lu: %ld\n",
@@ -525,20 +607,6 @@ static void kvmqg_drop_all(struct kvmqg_file *f, bool release)
 		}
 		kfree(e);
 		cond_resched();
-	}
-}
-
-/* Make the host back every page of the range: a read faults it in. */
-static void kvmqg_touch(struct kvmqg_dev *dev, unsigned long first,
-			unsigned long nr)
-{
-	const u8 *p = dev->aperture + (first << PAGE_SHIFT);
-	unsigned long i;
-
-	for (i = 0; i < nr; i++) {
-		(void)READ_ONCE(p[i << PAGE_SHIFT]);
-		if (!((i + 1) % KVMQG_BLOCK_PAGES))
-			cond_resched();
 	}
 }
 
@@ -1539,6 +1607,73 @@ static int kvmqg_uring_cmd(struct io_uring_cmd *ioucmd,
 	}
 }
 
+/*
+ * Give back the slots of [first, first + nr), just charged and touched, but
+ * for the pages of messages that wait in the receive rings: those are the
+ * messages', which kvmq placed there before the touch.
+ */
+static void kvmqg_unclaim(struct kvmqg_dev *dev, unsigned long first,
+			  unsigned long nr)
+{
+	unsigned long pg = first, end = first + nr, s, e, stop;
+	long ret;
+
+	while (pg < end) {
+		if (kvmqg_rx_placed(dev, pg, end - pg, &s, &e)) {
+			stop = max(s, pg);
+			e = min(e, end);
+		} else {
+			stop = end;
+			e = end;
+		}
+		if (stop > pg) {
+			ret = kvmqg_hc_release(dev, pg, stop - pg);
+			if (ret < 0)
+				dev_warn_ratelimited(&dev->pdev->dev,
+						     "release of %lu pages at %lu: %ld\n",
+						     stop - pg, pg, ret);
+		}
+		pg = e;
+	}
+	kvmqg_uncharge(dev, first, nr);
+	kvmqg_trim(dev, first, nr);
+}
+
+/*
+ * Find @nr free slots in a row (2 MiB aligned for @block), charge and touch
+ * them: *@first.  With rings, slots that no file holds may have received the
+ * pages of a message that waits in a receive ring, before the touch or
+ * during it: such slots are the message's, and the search goes on past it.
+ */
+static int kvmqg_claim(struct kvmqg_dev *dev, unsigned long nr, bool block,
+		       unsigned long *first)
+{
+	unsigned long start = 0, s, e;
+
+	lockdep_assert_held(&dev->lock);
+	for (;;) {
+		*first = bitmap_find_next_zero_area(dev->held, dev->nr_pages,
+						    start, nr, block ?
+						    KVMQG_BLOCK_PAGES - 1 : 0);
+		if (*first + nr > dev->nr_pages)
+			return -ENOSPC;
+		/* Every area from *first to e meets the message's pages. */
+		if (kvmqg_rx_placed(dev, *first, nr, &s, &e)) {
+			start = e;
+			continue;
+		}
+		if (dev->charged + kvmqg_charge(dev, *first, nr, true, false) >
+		    dev->quota_pages)
+			return -ENOBUFS;
+		kvmqg_charge(dev, *first, nr, true, true);
+		kvmqg_touch(dev, *first, nr);
+		if (!kvmqg_rx_placed(dev, *first, nr, &s, &e))
+			return 0;
+		kvmqg_unclaim(dev, *first, nr);
+		start = e;
+	}
+}
+
 static long kvmqg_ioctl_alloc(struct kvmqg_file *f, void __user *uarg)
 {
 	struct kvmqg_dev *dev = f->dev;
@@ -1576,17 +1711,8 @@ static long kvmqg_ioctl_alloc(struct kvmqg_file *f, void __user *uarg)
 	if (ret)
 		goto out;
 	mutex_lock(&dev->lock);
-	first = bitmap_find_next_zero_area(dev->held, dev->nr_pages, 0, nr,
-					   a.kind == KVMQ_MSG_BLOCKS ?
-					   KVMQG_BLOCK_PAGES - 1 : 0);
-	if (first + nr > dev->nr_pages) {
-		ret = -ENOSPC;
-	} else if (dev->charged + kvmqg_charge(dev, first, nr, true, false) >
-		   dev->quota_pages) {
-		ret = -ENOBUFS;
-	} else {
-		kvmqg_charge(dev, first, nr, true, true);
-		kvmqg_touch(dev, first, nr);
+	ret = kvmqg_claim(dev, nr, a.kind == KVMQ_MSG_BLOCKS, &first);
+	if (!ret) {
 		ext->first = first;
 		ext->nr = nr;
 		kvmqg_ext_insert(f, ext);
@@ -1947,7 +2073,13 @@ static int kvmqg_check_kvmq(struct kvmqg_dev *dev)
 	dev->abi_version = version;
 	dev->features = features;
 
-	/* Pages left by an earlier driver, or touched by the firmware. */
+	/*
+	 * Pages left by an earlier driver, or touched by the firmware.  Rings
+	 * set up before may hold messages whose pages are in the aperture:
+	 * then kvmqg_release_stale() does it, once the rings are mapped.
+	 */
+	if (ioread32(dev->regs + KVMQ_PCI_REG_RINGS) & KVMQ_PCI_RINGS_READY)
+		return 0;
 	ret = kvmqg_hc_release(dev, 0, dev->nr_pages);
 	if (ret < 0) {
 		dev_err(d, "kvmq refuses the aperture at %pa: %ld\n",
@@ -1959,11 +2091,109 @@ static int kvmqg_check_kvmq(struct kvmqg_dev *dev)
 	return 0;
 }
 
+static long kvmqg_submit_here(void *unused)
+{
+	return kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
+}
+
+/*
+ * KVMQ_HC_SUBMIT from a vCPU that has rings: it takes the lock of every
+ * queue with messages waiting, so once it returns, no fill of a receive ring
+ * that began before is still under way.
+ */
+static long kvmqg_sync_fills(struct kvmqg_dev *dev)
+{
+	long ret = kvmqg_submit_here(NULL);
+	u32 v;
+
+	for (v = 0; ret == -ENOENT && v < dev->nr_vcpu_queues; v++) {
+		int cpu = dev->sqs[v].cpu;
+
+		if (cpu >= 0 && cpu_online(cpu))
+			ret = work_on_cpu(cpu, kvmqg_submit_here, NULL);
+	}
+	return ret;
+}
+
+/*
+ * With rings set up before (a reset of the guest, or an earlier driver),
+ * give back every page of the aperture but those of the messages that wait
+ * in the receive rings: the pages an earlier driver held, or the firmware
+ * touched, go; the messages stay, to be received.  kvmq places pages only
+ * when it fills a receive ring, so each ring is first made to look full
+ * (its cons moved back by the ring's size), and KVMQ_HC_SUBMIT waits for
+ * any fill that saw it open.  Then no page lands any more, the rings show
+ * every message placed, and the rest of the aperture is released; the
+ * rings are opened again last.
+ */
+static int kvmqg_release_stale(struct kvmqg_dev *dev)
+{
+	struct device *d = &dev->pdev->dev;
+	unsigned long pg = 0, stop, next, s, e;
+	long ret, freed = 0;
+	u32 q, prod, kept = 0;
+
+	for (q = 0; q < dev->nr_queues; q++) {
+		struct kvmqg_rx *rx = &dev->rx[q];
+
+		/* Pairs with kvmq's store-release of prod. */
+		prod = smp_load_acquire(&rx->ring->prod);
+		if (prod - rx->cons > dev->rx_entries) {
+			dev_info(d, "receive ring %u is not sane (%u, %u): its entries are dropped\n",
+				 q, prod, rx->cons);
+			rx->cons = prod;
+		}
+		/* Pairs with kvmq's load-acquire of cons: the ring is full. */
+		smp_store_release(&rx->ring->cons, prod - dev->rx_entries);
+	}
+	ret = kvmqg_sync_fills(dev);
+	if (ret < 0) {
+		dev_err(d, "kvmq refuses KVMQ_HC_SUBMIT: %ld\n", ret);
+		pg = dev->nr_pages;
+	}
+
+	mutex_lock(&dev->lock);
+	while (pg < dev->nr_pages) {
+		stop = dev->nr_pages;
+		next = stop;
+		if (kvmqg_rx_placed(dev, pg, dev->nr_pages - pg, &s, &e)) {
+			stop = max(s, pg);
+			next = e;
+			kept++;
+		}
+		if (stop > pg) {
+			ret = kvmqg_hc_release(dev, pg, stop - pg);
+			if (ret < 0)
+				break;
+			freed += ret;
+		}
+		pg = next;
+	}
+	mutex_unlock(&dev->lock);
+
+	for (q = 0; q < dev->nr_queues; q++)
+		/* Pairs with kvmq's load-acquire of cons. */
+		smp_store_release(&dev->rx[q].ring->cons, dev->rx[q].cons);
+	if (pg < dev->nr_pages) {
+		dev_err(d, "kvmq refuses the aperture at %pa: %ld\n",
+			&dev->ap_base, ret);
+		return ret == -ENODEV ? -ENODEV : -EINVAL;
+	}
+	if (ret < 0)
+		return -EIO;
+	/* Let in what waited meanwhile. */
+	kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
+	if (freed || kept)
+		dev_info(d, "released %ld pages the aperture held, kept %u page messages of the receive rings\n",
+			 freed, kept);
+	return 0;
+}
+
 /*
  * Set up the device's rings, if it offers them, once the aperture is
  * empty: messages that enter the receive rings then keep their pages.  Rings
- * set up before (a reset, or an earlier driver) may hold entries of the
- * earlier life, whose pages the release at probe took: they are dropped.
+ * set up before (a reset, or an earlier driver) may hold messages of the
+ * earlier life: they are kept (kvmqg_release_stale()).
  */
 static int kvmqg_setup_rings(struct kvmqg_dev *dev)
 {
@@ -2038,7 +2268,6 @@ static int kvmqg_setup_rings(struct kvmqg_dev *dev)
 
 	for (q = 0; q < dev->nr_queues; q++) {
 		struct kvmqg_rx *rx = &dev->rx[q];
-		u32 n;
 
 		rx->ring = dev->rings + (u64)q * rx_stride;
 		rx->msgs = (void *)(rx->ring + 1);
@@ -2049,22 +2278,6 @@ static int kvmqg_setup_rings(struct kvmqg_dev *dev)
 		}
 		rx->cons = READ_ONCE(rx->ring->cons);
 		WRITE_ONCE(rx->ring->flags, q ? 0 : KVMQ_RING_F_WAKE);
-		if (!reused || !q)
-			continue;
-		/* Pairs with kvmq's store-release of prod. */
-		n = smp_load_acquire(&rx->ring->prod) - rx->cons;
-		if (n > dev->rx_entries)
-			n = dev->rx_entries;
-		if (n)
-			dev_info(d, "dropping %u messages of queue %u from before\n",
-				 n, q);
-		while (n--) {
-			mutex_lock(&dev->lock);
-			if (!kvmqg_rx_take(dev, q, dev->ctl_msg) &&
-			    dev->ctl_msg->kind != KVMQ_MSG_BYTES)
-				kvmqg_discard(dev, dev->ctl_msg);
-			mutex_unlock(&dev->lock);
-		}
 	}
 	for (v = 0; v < dev->nr_vcpu_queues; v++) {
 		struct kvmqg_sq *sq = &dev->sqs[v];
@@ -2086,7 +2299,7 @@ static int kvmqg_setup_rings(struct kvmqg_dev *dev)
 	}
 	/* Never 0, the tag of the entries that end chains. */
 	dev->tag = get_random_u32() | 1;
-	return 0;
+	return reused ? kvmqg_release_stale(dev) : 0;
 }
 
 static int kvmqg_alloc_state(struct kvmqg_dev *dev)
@@ -2332,10 +2545,13 @@ static void kvmqg_remove(struct pci_dev *pdev)
 	       (dev->nr_pages >> KVMQG_BLOCK_SHIFT) * sizeof(*dev->blk_held));
 	dev->nr_held = 0;
 	dev->charged = 0;
-	ret = kvmqg_hc_release(dev, 0, dev->nr_pages);
+	/* With rings, the messages in them stay for the next driver. */
+	ret = dev->rx ? 0 : kvmqg_hc_release(dev, 0, dev->nr_pages);
+	mutex_unlock(&dev->lock);
+	if (dev->rx)
+		ret = kvmqg_release_stale(dev);
 	if (ret < 0)
 		dev_warn(&pdev->dev, "release of the aperture: %ld\n", ret);
-	mutex_unlock(&dev->lock);
 	up_write(&dev->remove_sem);
 
 	pci_free_irq_vectors(pdev);

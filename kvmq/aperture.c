@@ -261,8 +261,20 @@ static struct page *kvmq_ap_page(struct kvmq_aperture *ap, pgoff_t idx)
 	int ret;
 
 	page = xa_load(&ap->pages, idx);
-	if (page)
+	if (page) {
+		/* The page before @placing: pairs with kvmq_ap_placing(). */
+		smp_rmb();
+		/*
+		 * Placed into a receive ring, the entry maybe not published
+		 * yet: wait for it.  Pairs with the release in
+		 * kvmq_ap_placing(): once clear, the entry is published.
+		 */
+		if (smp_load_acquire(&ap->placing)) {
+			mutex_lock(&ap->alloc_lock);
+			mutex_unlock(&ap->alloc_lock);
+		}
 		return page;
+	}
 
 	guard(mutex)(&ap->alloc_lock);
 	page = xa_load(&ap->pages, idx);
@@ -579,8 +591,8 @@ static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
 }
 
 /**
- * kvmq_ap_place - put the pages of a dequeued message into free slots
- * @ap: the receiver's aperture
+ * kvmq_ap_place_locked - put the pages of a dequeued message into free slots
+ * @ap: the receiver's aperture, alloc_lock held
  * @msg: the message at the head of its queue, queue locked
  * @gpa: output, guest-physical address of the first page
  *
@@ -594,14 +606,14 @@ static long kvmq_ap_find_free(struct kvmq_aperture *ap, unsigned long nr,
  * aperture has no guest-physical address), -ENODEV (no aperture, which a
  * send refuses before); on error nothing changed.
  */
-int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
-		  gpa_t *gpa)
+int kvmq_ap_place_locked(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
+			 gpa_t *gpa)
 {
 	u32 nr = msg->npages;
 	long start;
 	int ret;
 
-	guard(mutex)(&ap->alloc_lock);
+	lockdep_assert_held(&ap->alloc_lock);
 	/* Not queued without an aperture (-EMSGSIZE at send); be sure. */
 	if (!ap->nr_pages)
 		return -ENODEV;
@@ -618,6 +630,36 @@ int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 	ap->held += nr;
 	*gpa = ap->gpa + ((u64)start << PAGE_SHIFT);
 	return 0;
+}
+
+/*
+ * Around a placement into a receive ring (@on, then not): the pages are
+ * stored, then the ring entry that names them is published, under
+ * alloc_lock.  A fault that finds one of the pages without the lock sees
+ * @placing and waits for the lock (kvmq_ap_page()), so the guest access
+ * that faulted comes after the entry: a guest that takes free slots by
+ * touching them, then reads its receive rings, sees every message whose
+ * pages its touch found.
+ */
+void kvmq_ap_placing(struct kvmq_aperture *ap, bool on)
+{
+	lockdep_assert_held(&ap->alloc_lock);
+	if (on) {
+		WRITE_ONCE(ap->placing, true);
+		/* @placing before the pages: pairs with kvmq_ap_page(). */
+		smp_wmb();
+	} else {
+		/* The entry before @placing: pairs with kvmq_ap_page(). */
+		smp_store_release(&ap->placing, false);
+	}
+}
+
+/* kvmq_ap_place_locked() under the aperture's alloc_lock. */
+int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
+		  gpa_t *gpa)
+{
+	guard(mutex)(&ap->alloc_lock);
+	return kvmq_ap_place_locked(ap, msg, gpa);
 }
 
 /*

@@ -60,6 +60,9 @@
  * @held: pages in @pages
  * @queued: pages of messages in the VM's queues, charged to it from the
  *	moment they are queued until they are placed in @pages
+ * @placing: set under @alloc_lock while the pages of a message are placed
+ *	in @pages and its receive ring entry published (kvmq_ap_placing()):
+ *	a fault that finds a page without the lock then waits for the entry
  */
 struct kvmq_aperture {
 	struct rw_semaphore lock;	/* faults (read) vs. moves (write) */
@@ -72,6 +75,7 @@ struct kvmq_aperture {
 	unsigned long quota;
 	unsigned long held;
 	unsigned long queued;
+	bool placing;
 };
 
 /* The aperture's size in pages, 0 before KVMQ_VM_SET_APERTURE. */
@@ -456,6 +460,9 @@ void kvmq_ap_unmap(struct kvmq_vm *vm, pgoff_t lo, pgoff_t hi);
 int kvmq_ap_pinned(struct page *const *pages, u32 nr);
 void kvmq_ap_erase_sent(struct kvmq_vm *vm, const pgoff_t *idx, u32 nr);
 bool kvmq_ap_fits(struct kvmq_aperture *ap, u32 nr);
+int kvmq_ap_place_locked(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
+			 gpa_t *gpa);
+void kvmq_ap_placing(struct kvmq_aperture *ap, bool on);
 int kvmq_ap_place(struct kvmq_aperture *ap, struct kvmq_kmsg *msg,
 		  gpa_t *gpa);
 long kvmq_ap_release(struct kvmq_vm *vm, gpa_t gpa, unsigned long nr);

@@ -255,9 +255,46 @@ static void kvmq_kmsg_received(struct kvmq_kmsg *msg)
 }
 
 /*
+ * Write @msg, the head of @q, to @out, the next entry of its receive ring,
+ * and publish it.  The pages of a page or block message are placed and the
+ * entry published under the receiver's alloc_lock, with the aperture's
+ * @placing set (kvmq_ap_placing()): a guest access that finds a placed page
+ * in a slot it took for free comes after the entry that names the page, so
+ * that the guest can tell (the guest driver allocates by touching free
+ * slots, then reads its receive rings).
+ */
+static int kvmq_rx_put(struct kvmq_vm *vm, struct kvmq_queue *q,
+		       struct kvmq_msg *out, struct kvmq_kmsg *msg)
+{
+	struct kvmq_aperture *ap = &vm->ap;
+	gpa_t where = 0;
+	int ret;
+
+	if (!msg->npages) {
+		kvmq_msg_out(vm, q, out, msg, 0);
+		kvmq_rx_publish(q);
+		return 0;
+	}
+	guard(mutex)(&ap->alloc_lock);
+	kvmq_ap_placing(ap, true);
+	ret = kvmq_ap_place_locked(ap, msg, &where);
+	if (!ret) {
+		kvmq_msg_out(vm, q, out, msg, where);
+		kvmq_rx_publish(q);
+	}
+	kvmq_ap_placing(ap, false);
+	return ret;
+}
+
+/*
  * Move messages from the head of @q into its receive ring, in order, while
  * the ring has room and, for pages, the receiver's aperture has free slots.
  * What stays waits for kvmq_rx_refill().
+ *
+ * A message leaves the queue's count only after its entry is published:
+ * kvmq_rx_refill(), which takes the lock of every queue it counts messages
+ * in, returns after any fill under way (the guest driver, binding again,
+ * waits so for its rings to stop taking pages).
  */
 static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 				struct kvmq_queue *q)
@@ -265,19 +302,14 @@ static void kvmq_rx_fill_locked(struct kvmq_vm *vm, struct kvmq_queues *qs,
 	bool published = false;
 	struct kvmq_kmsg *msg;
 	struct kvmq_msg *out;
-	gpa_t where = 0;
 
 	lockdep_assert_held(&q->lock);
 	while (q->rx && !list_empty(&q->msgs)) {
 		msg = list_first_entry(&q->msgs, struct kvmq_kmsg, node);
 		out = kvmq_rx_slot(q);
-		if (!out)
-			break;
-		if (msg->npages && kvmq_ap_place(&vm->ap, msg, &where))
+		if (!out || kvmq_rx_put(vm, q, out, msg))
 			break;
 		kvmq_dequeue_locked(vm, qs, q, msg);
-		kvmq_msg_out(vm, q, out, msg, where);
-		kvmq_rx_publish(q);
 		kvmq_kmsg_received(msg);
 		published = true;
 	}
@@ -355,6 +387,14 @@ int kvmq_enqueue_locked(struct kvmq_vm *to, struct kvmq_queue *q,
 			   msg->len);
 	if (q->rx) {
 		atomic_inc(&qs->rx_backlog);
+		/*
+		 * Order the count above before the fill's read of the ring's
+		 * cons.  Pairs with the guest's store of cons before its
+		 * KVMQ_HC_SUBMIT (a VM exit): either kvmq_rx_refill() sees the
+		 * message counted and waits for this fill under the queue
+		 * lock, or this fill sees the guest's cons.
+		 */
+		smp_mb__after_atomic();
 		kvmq_rx_fill_locked(to, qs, q);
 	} else {
 		kvmq_notify_arrival(to, q);

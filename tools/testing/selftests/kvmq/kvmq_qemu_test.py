@@ -214,10 +214,10 @@ def wait_until(pred, timeout, step=0.2):
     return False
 
 
-# A stream of inline messages (~800 of them); then, once the VMM names the
-# peer "again", a second, small file.
+# A stream of BIG (kvmq send's options: STREAMS); then, once the VMM names
+# the peer "again", a second, small file.
 STREAMER = WAIT_PEER % ("recv", "recv") + """
-kvmq send --bytes recv /root/big.dat 2>/tmp/err
+kvmq send %s recv /root/big.dat 2>/tmp/err
 echo "FIRST: $? $(cat /tmp/err)"
 i=0
 until kvmq peers | grep -q "^again "; do
@@ -230,30 +230,24 @@ echo DONE
 sleep 600
 """
 
-# The stream's receiver takes PAUSE_AT messages and stops until the VMM
-# names the peer "resume": meanwhile its receive ring and its queue fill up
-# and the sender blocks, so that what the test does next (revoke, kill,
+# The stream's receiver takes some messages (STREAMS) and stops until the
+# VMM names the peer "resume": meanwhile its receive ring and its queue fill
+# up and the sender blocks, so that what the test does next (revoke, kill,
 # reset) happens mid-stream however fast the stream ran.  After a reset
 # the new boot does the same again.  RECVD has the SHA-256 of all this
-# boot received; DROPPED the messages of its receive ring that the driver
-# dropped at bind (from an earlier life of the guest).
-PAUSE_AT = 100
-
+# boot received.
 STREAM_RECEIVER = WAIT_PEER % ("send", "send") + """
 kvmq recv --count %d -o /tmp/out
 echo "PAUSED: $?"
 until kvmq peers | grep -q "^resume "; do sleep 0.1; done
 kvmq recv -o /tmp/out2
-st=$?
-n=$(dmesg | grep -o "dropping [0-9]* messages of queue 1 " | cut -d' ' -f2)
-echo "DROPPED: $n"
-echo "RECVD: $st $(cat /tmp/out /tmp/out2 | sha256sum | cut -d' ' -f1)"
+echo "RECVD: $? $(cat /tmp/out /tmp/out2 | sha256sum | cut -d' ' -f1)"
 echo DONE
 sleep 600
-""" % PAUSE_AT
+"""
 
 # A receiver of one file.
-RECEIVER = WAIT_PEER % ("send", "send") + """
+FILE_RECEIVER = WAIT_PEER % ("send", "send") + """
 kvmq recv -o /tmp/out
 echo "RECVD: $? $(sha256sum /tmp/out | cut -d' ' -f1)"
 echo DONE
@@ -263,13 +257,18 @@ sleep 600
 SMALL = data(5, 64 * 1024 + 3)
 
 
-BIG = data(4, 800 * 2048)      # 800 inline messages
+BIG = data(4, 800 * 2048)
+# kind: kvmq send's options, bytes per message, messages before the pause:
+# 800 inline messages, or 100 messages of 4 pages.
+STREAMS = {"bytes": ("--bytes", 2048, 100),
+           "pages": ("--pages -n 4", 4 * 4096, 40)}
 
 
-def stream_pair(env, group, depth=8, reboot=False):
-    a = env.guest("send", 1, group, STREAMER,
+def stream_pair(env, group, depth=8, reboot=False, kind="bytes"):
+    opts, _, pause = STREAMS[kind]
+    a = env.guest("send", 1, group, STREAMER % opts,
                   {"/root/big.dat": BIG, "/root/small.dat": SMALL})
-    b = env.guest("recv", 2, group, STREAM_RECEIVER, depth=depth,
+    b = env.guest("recv", 2, group, STREAM_RECEIVER % pause, depth=depth,
                   reboot=reboot)
     a.post("peer recv 2\n")
     b.post("peer send 1\n")
@@ -280,7 +279,7 @@ def stream_pair(env, group, depth=8, reboot=False):
 
 
 def stream_paused(a, b, what, depth=8):
-    """TAP: the receiver took PAUSE_AT messages and stopped, its queue
+    """TAP: the receiver took its first messages and stopped, its queue
     full behind it (the sender blocked).  False after a dump on failure."""
     paused = b.wait_line("PAUSED:", BOOT)
     ok = paused == "0" and \
@@ -345,7 +344,7 @@ def test_qemu_killed(env):
             "kill: the sender's next send fails with ENOENT",
             "" if first.startswith("1 ") else "got %r" % first)
         # The same identity again, in a new QEMU.
-        c = env.guest("recv2", 2, group, RECEIVER)
+        c = env.guest("recv2", 2, group, FILE_RECEIVER)
     finally:
         os.close(group)
     c.post("peer send 1\n")
@@ -370,7 +369,7 @@ def test_reset(env):
     pool0 = kvmq_host.debugfs_stat("aperture_pages")
     group = kvmq_host.create_group()
     try:
-        a, b = stream_pair(env, group, reboot=True)
+        a, b = stream_pair(env, group, reboot=True, kind="pages")
     finally:
         os.close(group)
     if not stream_paused(a, b, "reset"):
@@ -384,20 +383,16 @@ def test_reset(env):
     first = a.wait_line("FIRST:", BOOT) or ""
     tap(first.startswith("0"), "reset: the sender's stream completes",
         "" if first.startswith("0") else "got %r" % first)
-    # Only the new boot gets this far; the messages its receive ring held
-    # from the old one are dropped at bind (Documentation/guest.rst), the
-    # queued ones and all after them arrive.
+    # Only the new boot gets this far.  The messages its receive ring held
+    # (their pages in the aperture), the queued ones and all after them
+    # arrive: everything after the old boot's first messages.
     recvd = b.wait_line("RECVD:", BOOT) or ""
-    dropped = b.wait_line("DROPPED:", 1)
-    n = int(dropped) if dropped and dropped.isdigit() else 0
-    want = "0 " + hashlib.sha256(BIG[(PAUSE_AT + n) * 2048:]).hexdigest()
-    ok = recvd == want and n <= 16
-    tap(ok, "reset: the receiver, booted again, got the stream from the "
-        "queue to its end byte for byte",
-        "" if ok else "got %r, dropped %r" % (recvd, dropped))
-    if ok:
-        diag("the new boot dropped %d messages its receive ring held" % n)
-    else:
+    _, unit, pause = STREAMS["pages"]
+    want = "0 " + hashlib.sha256(BIG[pause * unit:]).hexdigest()
+    tap(recvd == want, "reset: the receiver, booted again, got the rest of "
+        "the stream, from its receive ring on, byte for byte",
+        "" if recvd == want else "got %r" % recvd)
+    if recvd != want:
         dump(a)
         dump(b)
     q = b.query()
@@ -489,6 +484,54 @@ def test_program_killed(env):
         all(q["length"] == 0 for q in qb["queues"]),
         "program killed: the messages left in the receiver's queue taken "
         "by a new program, nothing held in the aperture")
+
+
+# Each guest sends a file of pages to the other.  The receiver starts its
+# own send only once the VMM names the peer "go": by then the sender's
+# messages wait in its receive ring, their pages already placed in its
+# aperture, where its own allocations must not land.
+ALLOC = """%s
+kvmq send --pages %s /root/file.dat
+echo "SENT: $?"
+kvmq recv -o /tmp/out
+echo "RECVD: $? $(sha256sum /tmp/out | cut -d' ' -f1)"
+echo DONE
+sleep 600
+"""
+ALLOC_FIRST = WAIT_PEER % ("recv", "recv") + ALLOC % ("", "recv")
+ALLOC_SECOND = WAIT_PEER % ("send", "send") + ALLOC % (
+    'until kvmq peers | grep -q "^go "; do sleep 0.1; done', "send")
+
+
+def test_ring_alloc(env):
+    """Allocations while received pages wait in the receive ring."""
+    fa, fb = data(7, 200 * 1024 + 5), data(8, 300 * 1024 + 7)
+    group = kvmq_host.create_group()
+    try:
+        a = env.guest("send", 1, group, ALLOC_FIRST, {"/root/file.dat": fa})
+        b = env.guest("recv", 2, group, ALLOC_SECOND,
+                      {"/root/file.dat": fb})
+    finally:
+        os.close(group)
+    a.post("peer recv 2\n")
+    b.post("peer send 1\n")
+    a.grant(2)
+    b.grant(1)
+    a.start()
+    b.start()
+    sent = a.wait_line("SENT:", BOOT)
+    b.post("peer go 9\n")
+    ra = a.wait_line("RECVD:", BOOT) or ""
+    rb = b.wait_line("RECVD:", BOOT) or ""
+    wa = "0 " + hashlib.sha256(fb).hexdigest()
+    wb = "0 " + hashlib.sha256(fa).hexdigest()
+    ok = sent == "0" and b.wait_line("SENT:", 1) == "0" and \
+        ra == wa and rb == wb
+    tap(ok, "ring alloc: both files byte for byte",
+        "" if ok else "got %r %r" % (ra, rb))
+    if not ok:
+        dump(a)
+        dump(b)
 
 
 def pipe_dir(name, event=False):
@@ -671,8 +714,8 @@ def main(tests=None):
     # are kvmq_qemu_guest_test.py's, the pipeline kvmq_qemu_pipeline_test.py's,
     # kill and reset kvmq_qemu_restart_test.py's: each program keeps within
     # its timeout.
-    tests = tests or [test_errors, test_transfer, test_program_killed,
-                      test_revoke, test_no_device]
+    tests = tests or [test_errors, test_transfer, test_ring_alloc,
+                      test_program_killed, test_revoke, test_no_device]
     only = os.environ.get("KVMQ_QEMU_TESTS", "").split()
     if only:
         tests = [t for t in tests if t.__name__[5:] in only]
