@@ -18,7 +18,7 @@
 # before), which shows the tests that near their harness timeout.
 # Exit status 0 iff nothing failed.
 # Environment: KVMQ_KO=KO_PATH is exported to the tests;
-#   KVMQ_TEST_TIMEOUT  seconds per test (default 600)
+#   KVMQ_TEST_TIMEOUT  seconds per test (default 1200)
 #   KVMQ_NO_MODULE=1   do not insmod/rmmod (e.g. tests against stock KVM, or
 #                      trying the runner before kvmq.ko exists)
 set -euo pipefail
@@ -28,7 +28,7 @@ shift 2
 export KVMQ_KO=$ko
 mod=$(basename "$ko" .ko)
 mod=${mod//-/_}
-tmo=${KVMQ_TEST_TIMEOUT:-600}
+tmo=${KVMQ_TEST_TIMEOUT:-1200}
 pass=0 fail=0 skip=0
 bad='BUG:|WARNING:|Oops|KFENCE:|general protection fault|Call Trace'
 bad+='|ODEBUG|INFO: |lock debugging|lockdep is turned off|suspected memory leak'

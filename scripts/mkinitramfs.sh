@@ -57,6 +57,7 @@ for m in "${order[@]}"; do
 	echo "$m" >>"$root/modules.order"
 done
 echo "mkinitramfs: modules: ${order[*]:-none (built in)}"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$out.tmp"
-mv "$out.tmp" "$out"
+# A name of its own: lanes run side by side may both rebuild it.
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$out.tmp.$$"
+mv "$out.tmp.$$" "$out"
 echo "mkinitramfs: wrote $out ($(du -h "$out" | cut -f1))"

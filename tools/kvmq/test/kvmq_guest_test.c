@@ -231,6 +231,76 @@ out:
 	io_uring_queue_exit(&ring);
 }
 
+/*
+ * With rings, a page message sent to itself waits in the receive ring, its
+ * pages placed in slots no file holds.  Allocations made meanwhile, 4 pages
+ * at a time until they have swept RING_ALLOC_CHUNKS * 4 slots by first fit,
+ * must all take other slots, and the message must arrive intact.
+ */
+#define RING_ALLOC_CHUNKS	256
+static uint64_t chunk[RING_ALLOC_CHUNKS];
+
+static void test_ring_alloc(int fd)
+{
+	ARG(struct kvmqg_info, info);
+	ARG(struct kvmqg_alloc, a);
+	ARG(struct kvmqg_send, s);
+	ARG(struct kvmqg_recv, r);
+	ARG(struct kvmqg_release, rel);
+	int i, n, ret, bad = 0, apart = 1;
+	volatile uint8_t *map;
+	uint64_t offs[4];
+
+	io(fd, KVMQG_INFO, &info);
+	map = mmap(NULL, info.aperture_len, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	a.kind = KVMQ_MSG_PAGES;
+	a.nr = 4;
+	ret = map == MAP_FAILED ? -errno : io(fd, KVMQG_ALLOC, &a);
+	check(!ret, "ring alloc: 4 pages to send (%d)", ret);
+	if (ret)
+		return;
+	for (i = 0; i < 4 * 4096; i++)
+		map[a.offset + i] = (uint8_t)(i * 5 + 1);
+	for (i = 0; i < 4; i++)
+		offs[i] = a.offset + (uint64_t)i * 4096;
+	s.dest = info.identity;
+	s.queue = 1;
+	s.kind = KVMQ_MSG_PAGES;
+	s.nr = 4;
+	s.len = 4 * 4096;
+	s.data = (uintptr_t)offs;
+	check(!io(fd, KVMQG_SEND, &s), "ring alloc: sent to itself");
+
+	for (n = 0; n < RING_ALLOC_CHUNKS; n++) {
+		if (io(fd, KVMQG_ALLOC, &a))
+			break;
+		chunk[n] = a.offset;
+		for (i = 0; i < 4 * 4096; i++)
+			map[a.offset + i] = 0xee;
+	}
+	check(n > 0, "ring alloc: %d allocations while the message waits", n);
+	r.queue = 1;
+	ret = io(fd, KVMQG_RECV, &r);
+	for (i = 0; !ret && i < 4 * 4096; i++)
+		bad += map[r.offset + i] != (uint8_t)(i * 5 + 1);
+	for (i = 0; !ret && i < n; i++)
+		apart &= r.offset + 4 * 4096 <= chunk[i] ||
+			 chunk[i] + 4 * 4096 <= r.offset;
+	check(!ret && r.kind == KVMQ_MSG_PAGES && r.nr == 4 && !bad && apart,
+	      "ring alloc: the message intact, apart (%d, %d, page %llu)",
+	      ret, bad, (unsigned long long)r.offset / 4096);
+	rel.nr = 4;
+	rel.offset = r.offset;
+	if (!ret)
+		io(fd, KVMQG_RELEASE, &rel);
+	for (i = 0; i < n; i++) {
+		rel.offset = chunk[i];
+		io(fd, KVMQG_RELEASE, &rel);
+	}
+	munmap((void *)map, info.aperture_len);
+}
+
 int main(int argc, char *argv[])
 {
 	const char *dev = argc > 1 ? argv[1] : "/dev/kvmq0";
@@ -400,6 +470,8 @@ int main(int argc, char *argv[])
 		check(poll(&pfd, 1, 0) == 0, "poll: nothing to read again");
 	}
 	test_uring(fd);
+	if (rings)
+		test_ring_alloc(fd);
 
 	close(fd);
 	printf("1..%d\n", tests);
