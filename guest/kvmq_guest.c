@@ -419,9 +419,9 @@ static void kvmqg_touch(struct kvmqg_dev *dev, unsigned long first,
  * the aperture already, in slots that no file holds.  Find, among the runs of
  * such pages that overlap [first, first + nr), the one that starts first:
  * true and [*start, *end) if there is one.  kvmq publishes an entry before a
- * fault can find its pages (it places them and publishes the entry under the
- * lock its fault handler takes), so once the range is touched, every message
- * placed in it is seen here.
+ * fault can find its pages (a fault that finds a page being placed waits for
+ * the placement to end, entry included), so once the range is touched, every
+ * message placed in it is seen here.
  */
 static bool kvmqg_rx_placed(struct kvmqg_dev *dev, unsigned long first,
 			    unsigned long nr, unsigned long *start,
@@ -1608,6 +1608,36 @@ static int kvmqg_uring_cmd(struct io_uring_cmd *ioucmd,
 }
 
 /*
+ * Release [first, end) but the pages of the messages that wait in the receive
+ * rings (*@kept of them): the pages freed, or the first error of kvmq, where
+ * the release stops.
+ */
+static long kvmqg_release_unplaced(struct kvmqg_dev *dev, unsigned long first,
+				   unsigned long end, u32 *kept)
+{
+	unsigned long pg = first, stop, next, s, e;
+	long ret, freed = 0;
+
+	while (pg < end) {
+		stop = end;
+		next = end;
+		if (kvmqg_rx_placed(dev, pg, end - pg, &s, &e)) {
+			stop = max(s, pg);
+			next = min(e, end);
+			(*kept)++;
+		}
+		if (stop > pg) {
+			ret = kvmqg_hc_release(dev, pg, stop - pg);
+			if (ret < 0)
+				return ret;
+			freed += ret;
+		}
+		pg = next;
+	}
+	return freed;
+}
+
+/*
  * Give back the slots of [first, first + nr), just charged and touched, but
  * for the pages of messages that wait in the receive rings: those are the
  * messages', which kvmq placed there before the touch.
@@ -1615,26 +1645,13 @@ static int kvmqg_uring_cmd(struct io_uring_cmd *ioucmd,
 static void kvmqg_unclaim(struct kvmqg_dev *dev, unsigned long first,
 			  unsigned long nr)
 {
-	unsigned long pg = first, end = first + nr, s, e, stop;
-	long ret;
+	u32 kept = 0;
+	long ret = kvmqg_release_unplaced(dev, first, first + nr, &kept);
 
-	while (pg < end) {
-		if (kvmqg_rx_placed(dev, pg, end - pg, &s, &e)) {
-			stop = max(s, pg);
-			e = min(e, end);
-		} else {
-			stop = end;
-			e = end;
-		}
-		if (stop > pg) {
-			ret = kvmqg_hc_release(dev, pg, stop - pg);
-			if (ret < 0)
-				dev_warn_ratelimited(&dev->pdev->dev,
-						     "release of %lu pages at %lu: %ld\n",
-						     stop - pg, pg, ret);
-		}
-		pg = e;
-	}
+	if (ret < 0)
+		dev_warn_ratelimited(&dev->pdev->dev,
+				     "release of %lu pages at %lu: %ld\n",
+				     nr, first, ret);
 	kvmqg_uncharge(dev, first, nr);
 	kvmqg_trim(dev, first, nr);
 }
@@ -2129,9 +2146,8 @@ static long kvmqg_sync_fills(struct kvmqg_dev *dev)
 static int kvmqg_release_stale(struct kvmqg_dev *dev)
 {
 	struct device *d = &dev->pdev->dev;
-	unsigned long pg = 0, stop, next, s, e;
-	long ret, freed = 0;
 	u32 q, prod, kept = 0;
+	long ret, freed = 0;
 
 	for (q = 0; q < dev->nr_queues; q++) {
 		struct kvmqg_rx *rx = &dev->rx[q];
@@ -2149,38 +2165,22 @@ static int kvmqg_release_stale(struct kvmqg_dev *dev)
 	ret = kvmqg_sync_fills(dev);
 	if (ret < 0) {
 		dev_err(d, "kvmq refuses KVMQ_HC_SUBMIT: %ld\n", ret);
-		pg = dev->nr_pages;
+	} else {
+		mutex_lock(&dev->lock);
+		freed = kvmqg_release_unplaced(dev, 0, dev->nr_pages, &kept);
+		mutex_unlock(&dev->lock);
 	}
-
-	mutex_lock(&dev->lock);
-	while (pg < dev->nr_pages) {
-		stop = dev->nr_pages;
-		next = stop;
-		if (kvmqg_rx_placed(dev, pg, dev->nr_pages - pg, &s, &e)) {
-			stop = max(s, pg);
-			next = e;
-			kept++;
-		}
-		if (stop > pg) {
-			ret = kvmqg_hc_release(dev, pg, stop - pg);
-			if (ret < 0)
-				break;
-			freed += ret;
-		}
-		pg = next;
-	}
-	mutex_unlock(&dev->lock);
 
 	for (q = 0; q < dev->nr_queues; q++)
 		/* Pairs with kvmq's load-acquire of cons. */
 		smp_store_release(&dev->rx[q].ring->cons, dev->rx[q].cons);
-	if (pg < dev->nr_pages) {
-		dev_err(d, "kvmq refuses the aperture at %pa: %ld\n",
-			&dev->ap_base, ret);
-		return ret == -ENODEV ? -ENODEV : -EINVAL;
-	}
 	if (ret < 0)
 		return -EIO;
+	if (freed < 0) {
+		dev_err(d, "kvmq refuses the aperture at %pa: %ld\n",
+			&dev->ap_base, freed);
+		return freed == -ENODEV ? -ENODEV : -EINVAL;
+	}
 	/* Let in what waited meanwhile. */
 	kvmqg_hc1(KVMQ_HC_SUBMIT, 0);
 	if (freed || kept)

@@ -66,11 +66,10 @@ done
 pass=0 fail=0 skip=0
 for npt in "${lanes[@]}"; do
 	out=$results/npt$npt
+	echo "run-tests: lane npt=$npt (results in $out)"
 	if [ "$par" = 1 ]; then
-		echo "run-tests: lane npt=$npt (results in $out)"
 		cat "$results/npt$npt.log"
 	else
-		echo "run-tests: lane npt=$npt (results in $out)"
 		start[$npt]=$(date +%s)
 		lane "$npt" "$@"
 	fi
