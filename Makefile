@@ -74,6 +74,7 @@ style: deps
 		--ignore FILE_PATH_CHANGES -f $(KERNEL_SOURCES)
 
 check: modules selftests guest guest-test
+	scripts/klog-idle-test.sh
 	scripts/run-tests.sh
 
 demo: modules selftests guest
