@@ -758,7 +758,12 @@ struct kvmq_msg {
  *		entries.
  *   @cons	written by the consumer only, after it is done with the
  *		entries it covers, with a store-release; the producer reads it
- *		with a load-acquire before it reuses their slots.
+ *		with a load-acquire before it reuses their slots.  A guest may
+ *		also move a receive ring's @cons back to @prod - @entries: the
+ *		ring then looks full, and kvmq moves no message into it (nor
+ *		places its pages) until @cons moves on.  A KVMQ_HC_SUBMIT
+ *		issued after that returns once any move that had begun is
+ *		published.
  *   @entries	written by kvmq at setup, constant.
  *   @flags	written by the consumer: KVMQ_RING_F_WAKE (receive rings),
  *		else 0.
