@@ -25,12 +25,14 @@ report() {
 LOG
 }
 
-# check NAME SED-EXPRESSION EXPECTED-REPORT-LINES EXPECTED-NOTES [COPIES]
+# check NAME SED-EXPRESSION EXPECTED-REPORT-LINES EXPECTED-NOTES [COPIES]:
+# the report's input, edited with sed, COPIES times in a row; the report
+# lines (BUG, Call Trace, </TASK>, WARNING) and notes that must come out.
 check() {
 	local got lines notes
 	got=$(for _ in $(seq "${5:-1}"); do report; done | sed "$2" |
 		awk -f "$here/klog-idle.awk")
-	lines=$(grep -cE 'BUG: soft lockup|Call Trace|</TASK>' <<<"$got" || true)
+	lines=$(grep -cE 'BUG: soft lockup|Call Trace|</TASK>|WARNING:' <<<"$got" || true)
 	notes=$(grep -c 'kvmq-klog: CPU#0 idle, halted, not run for 111s' <<<"$got" || true)
 	n=$((n + 1))
 	if [ "$lines" = "$3" ] && [ "$notes" = "$4" ] &&
@@ -43,11 +45,13 @@ check() {
 	fi
 }
 
-echo "1..6"
+echo "1..7"
 check "an idle CPU halted: one note" '' 0 1
 check "a task's lockup: kept" 's/\[swapper\/0:0\]/[kvmq_race_test:812]/' 3 0
 check "an idle CPU not halted: kept" 's/RIP: 0010:pv_native_safe_halt/RIP: 0010:kvmq_ring_fill/' 3 0
 check "a report cut short: kept" '/<\/TASK>/d' 2 0
 check "two reports: two notes" '' 0 2 2
+check "a WARNING of another CPU amid it: kept" \
+	's/^\(.*\)  default_idle_call.*/&\n\1 WARNING: CPU: 1 PID: 9 at kvmq\/ring.c:1/' 1 1
 check "two reports, the first cut short: one kept" '0,/<\/TASK>/{/<\/TASK>/d}' 2 1 2
 exit "$fail"

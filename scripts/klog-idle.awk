@@ -4,15 +4,20 @@
 # Such a report is the test host's clock jumping while its vCPU was halted:
 # the emulator (or the machine under it) did not run the vCPU, and nothing in
 # the kernel was looping.  Every other report is copied as it is, and so is
-# a report that is cut short or whose RIP is not a halt.
+# a report that is cut short or whose RIP is not a halt.  A line that another
+# CPU printed in the middle of a dropped report, and that has the marks of a
+# report of its own (BUG:, WARNING:, ...), is copied too.
 # Used by testvm.sh and guest-run.sh before they look for bad lines; see
 # Documentation/testing.rst, section 1.
 
 function flush(idle) {
-	if (idle)
+	if (idle) {
 		printf "%skvmq-klog: CPU#%s idle, halted, not run for %ss" \
 			" (soft lockup report dropped)\n", stamp, cpu, secs
-	else
+		for (i = 2; i <= n; i++)
+			if (buf[i] ~ /BUG:|WARNING:|Oops|KFENCE:|general protection fault|Kernel panic|ODEBUG|INFO: /)
+				print buf[i]
+	} else
 		for (i = 1; i <= n; i++)
 			print buf[i]
 	n = 0

@@ -147,7 +147,7 @@ log=$out/dmesg.txt
 # (L) is then expected, unless another soft lockup was reported.
 klog=$(tr -d '\r' <"$log" | awk -f "$here/klog-idle.awk")
 while read -r at gap; do
-	echo "testvm: note: this machine ran nothing for $gap s from $at"
+	echo "testvm: note: a sampler on this machine did not run for $gap s from $at"
 done <"$out/stalls"
 grep 'kvmq-klog:' <<<"$klog" | sed 's/^/testvm: note: /' || true
 if hits=$(grep -E "$pat" <<<"$klog" | grep -Ev "$allow"); then
